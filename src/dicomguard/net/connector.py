@@ -1,0 +1,144 @@
+"""The one door every outgoing TCP connection goes through.
+
+A `Connector` enforces, in this order: the scope guard (no packet to an address outside the
+expanded scope), the global rate limit (new connections per second), the per-host cap on
+simultaneous connections, and an explicit connect timeout. Protocol clients in net/ receive
+the (reader, writer) pair and never open sockets themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from dicomguard.errors import ConnectionRefused, ConnectivityError, ConnectTimeout, OutOfScopeError
+
+
+class Guard(Protocol):
+    """What the connector asks of a scope: is this address in it?"""
+
+    def allows(self, address: str) -> bool: ...
+
+
+class RateLimiter:
+    """Token bucket: at most `rate` acquisitions per second, bursts up to `burst`.
+
+    rate <= 0 disables the limit.
+    """
+
+    def __init__(self, rate: float, burst: int | None = None) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst if burst is not None else max(1, int(rate // 10) or 1))
+        self._tokens = self.burst
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self._tokens) / self.rate)
+
+
+class Connector:
+    """Opens guarded, rate-limited, per-host-capped TCP connections with timeouts."""
+
+    def __init__(
+        self,
+        guard: Guard | None,
+        *,
+        rate: float = 500.0,
+        per_host: int = 2,
+        connect_timeout: float = 3.0,
+    ) -> None:
+        if per_host < 1:
+            raise ValueError("per_host must be at least 1")
+        self.guard = guard
+        self.limiter = RateLimiter(rate, burst=max(1, int(rate // 20) or 1)) if rate > 0 else None
+        self.per_host = per_host
+        self.connect_timeout = connect_timeout
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._host_users: dict[str, int] = {}
+        self.attempts = 0  # connections attempted (after the guard), for statistics and tests
+
+    def _slot(self, address: str) -> asyncio.Semaphore:
+        sem = self._host_slots.get(address)
+        if sem is None:
+            sem = self._host_slots[address] = asyncio.Semaphore(self.per_host)
+        return sem
+
+    def check_scope(self, address: str, port: int | None = None) -> None:
+        if self.guard is not None and not self.guard.allows(address):
+            raise OutOfScopeError(address, port)
+
+    @asynccontextmanager
+    async def open(
+        self, address: str, port: int, protocol: str = "tcp"
+    ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        """Connect to address:port, yielding (reader, writer); closes on exit.
+
+        Raises OutOfScopeError before any packet is sent when the address is outside the scope,
+        ConnectTimeout / ConnectionRefused / ConnectivityError when the TCP connection fails.
+        """
+        self.check_scope(address, port)
+        sem = self._slot(address)
+        self._host_users[address] = self._host_users.get(address, 0) + 1
+        try:
+            async with sem:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                self.attempts += 1
+                try:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(address, port, limit=1 << 20),
+                        timeout=self.connect_timeout,
+                    )
+                except (TimeoutError, asyncio.TimeoutError) as exc:
+                    raise ConnectTimeout(address, port, protocol, "connect timed out") from exc
+                except ConnectionRefusedError as exc:
+                    raise ConnectionRefused(address, port, protocol, "connection refused") from exc
+                except OSError as exc:
+                    if exc.errno in (errno.ECONNREFUSED,):
+                        raise ConnectionRefused(address, port, protocol, "connection refused") from exc
+                    raise ConnectivityError(address, port, protocol, exc.strerror or str(exc)) from exc
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    try:
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    except OSError:
+                        pass
+                try:
+                    yield reader, writer
+                finally:
+                    await close_writer(writer)
+        finally:
+            users = self._host_users[address] - 1
+            if users:
+                self._host_users[address] = users
+            else:  # keep the per-host table bounded when scanning many hosts
+                del self._host_users[address]
+                self._host_slots.pop(address, None)
+
+
+async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:
+    """Close a stream promptly; never wait long on a peer that does not read."""
+    try:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), timeout)
+    except (OSError, TimeoutError):
+        writer.transport.abort()
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise
