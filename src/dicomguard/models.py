@@ -99,3 +99,29 @@ def exit_code_for(findings: list[Finding]) -> int:
     3 high, 4 critical. Usage and runtime errors of the tool itself use 64 and above."""
     worst = worst_severity(findings)
     return 0 if worst is None else int(worst)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """What was identified on an endpoint: protocol, product and version, and a PHI-free summary
+    of the facts the probe gathered (accepted contexts, counts, TLS, ...)."""
+
+    endpoint: Endpoint
+    product: str | None = None
+    version: str | None = None
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """Everything one scan produced; what the store saves and the reports render."""
+
+    scan_id: str
+    started_at: str                      # ISO 8601, UTC
+    finished_at: str | None
+    targets: tuple[str, ...]             # the target specifications as the user gave them
+    options: Mapping[str, Any]           # effective options (ports, timeouts, intrusive, ...)
+    services: tuple[Service, ...]
+    findings: tuple[Finding, ...]
+    interrupted: bool = False
+    stats: Mapping[str, Any] = field(default_factory=dict)  # addresses, ports, open, durations
