@@ -1,0 +1,52 @@
+"""The check catalogue: an explicit list, one line a check (no import side effects).
+
+To add a check: write checks/<protocol>_<nnn>_<what>.py with META and evaluate(facts), add its
+line below, add its unit test in tests/checks/. IDs are permanent: never renumber or reuse one.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from dicomguard.checks import (
+    dicom_001_any_called_ae,
+    dicom_002_any_calling_ae,
+    dicom_003_cfind_discloses_patients,
+    dicom_004_services_offered,
+    dicom_005_no_tls,
+    dicom_006_vulnerable_version,
+    dicom_007_store_accepted,
+    dicom_008_move_accepted,
+    dicom_009_get_returns_images,
+    dicom_010_service_reachable,
+)
+from dicomguard.checks.base import Check, CheckMeta, Outcome, validate_registry
+
+_MODULES: tuple[ModuleType, ...] = (
+    dicom_001_any_called_ae,
+    dicom_002_any_calling_ae,
+    dicom_003_cfind_discloses_patients,
+    dicom_004_services_offered,
+    dicom_005_no_tls,
+    dicom_006_vulnerable_version,
+    dicom_007_store_accepted,
+    dicom_008_move_accepted,
+    dicom_009_get_returns_images,
+    dicom_010_service_reachable,
+)
+
+CHECKS: tuple[Check, ...] = tuple(Check(m.META, m.evaluate) for m in _MODULES)
+validate_registry(CHECKS)
+
+__all__ = ["CHECKS", "Check", "CheckMeta", "Outcome", "by_id", "for_protocol"]
+
+
+def for_protocol(protocol: str) -> tuple[Check, ...]:
+    return tuple(c for c in CHECKS if c.meta.protocol == protocol)
+
+
+def by_id(check_id: str) -> Check:
+    for c in CHECKS:
+        if c.meta.id == check_id:
+            return c
+    raise KeyError(check_id)

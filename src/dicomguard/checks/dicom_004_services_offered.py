@@ -1,0 +1,39 @@
+"""DICOM-004: query/retrieve and storage services negotiated with an unknown AE."""
+
+from __future__ import annotations
+
+from dicomguard.checks.base import CheckMeta, Outcome
+from dicomguard.models import Severity, Status
+from dicomguard.probes import sop_catalogue
+from dicomguard.probes.facts import DicomFacts
+
+META = CheckMeta(
+    id="DICOM-004",
+    protocol="dicom",
+    severity=Severity.MEDIUM,
+    title="Query/Retrieve or Storage services offered to an unknown AE",
+    risk=(
+        "The server agreed to query, retrieve or store for a caller it has never seen. Even "
+        "when the archive is empty today, the door is open for the data it will hold, and "
+        "accepting storage from anyone lets an attacker plant or overwrite studies."
+    ),
+    remediation=(
+        "Restrict who may associate (DICOM-001, DICOM-002); in Orthanc set the "
+        "\"DicomAlwaysAllow*\" options to false and grant rights per modality in "
+        "\"DicomModalities\"; in dcmqrscp give each AE read-only access (Access R) and a peer list."
+    ),
+    references=("DICOM PS3.4 Annex B and C", "DICOM PS3.8 section 9.3.3.2"),
+)
+
+
+def evaluate(facts: DicomFacts) -> Outcome:
+    if facts.accepted_sop_classes is None:
+        if not facts.associated:
+            return Outcome(Status.PASS, {"reason": "no association for an unknown AE"})
+        return Outcome(Status.UNKNOWN, {"reason": "presentation contexts not negotiated"})
+    groups = sop_catalogue.group_names(facts.accepted_sop_classes)
+    risky = {k: v for k, v in groups.items() if k != "verification"}
+    evidence = {"accepted": {k: len(v) for k, v in groups.items()},
+                "accepted_query_retrieve": sorted(risky.get("query_retrieve", [])),
+                "accepted_worklist": sorted(risky.get("worklist", []))}
+    return Outcome(Status.FAIL if risky else Status.PASS, evidence)
