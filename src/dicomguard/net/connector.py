@@ -13,7 +13,7 @@ import errno
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Protocol
 
 from dicomguard.errors import ConnectionRefused, ConnectivityError, ConnectTimeout, OutOfScopeError
@@ -105,20 +105,18 @@ class Connector:
                         asyncio.open_connection(address, port, limit=1 << 20),
                         timeout=self.connect_timeout,
                     )
-                except (TimeoutError, asyncio.TimeoutError) as exc:
+                except TimeoutError as exc:
                     raise ConnectTimeout(address, port, protocol, "connect timed out") from exc
-                except ConnectionRefusedError as exc:
-                    raise ConnectionRefused(address, port, protocol, "connection refused") from exc
                 except OSError as exc:
-                    if exc.errno in (errno.ECONNREFUSED,):
-                        raise ConnectionRefused(address, port, protocol, "connection refused") from exc
-                    raise ConnectivityError(address, port, protocol, exc.strerror or str(exc)) from exc
+                    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+                        raise ConnectionRefused(address, port, protocol,
+                                                "connection refused") from exc
+                    reason = exc.strerror or str(exc)
+                    raise ConnectivityError(address, port, protocol, reason) from exc
                 sock = writer.get_extra_info("socket")
                 if sock is not None:
-                    try:
+                    with suppress(OSError):
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    except OSError:
-                        pass
                 try:
                     yield reader, writer
                 finally:

@@ -21,7 +21,7 @@ class AssocAttempt:
     calling_ae: str
     accepted: bool
     reject_result: int | None = None      # PS3.8 Table 9-21: 1 permanent, 2 transient
-    reject_source: int | None = None      # 1 service-user, 2 provider (ACSE), 3 provider (presentation)
+    reject_source: int | None = None      # 1 service-user, 2 ACSE provider, 3 presentation
     reject_reason: int | None = None
     reject_description: str | None = None
     error: str | None = None               # connectivity/protocol error instead of an answer

@@ -1,0 +1,386 @@
+"""The DICOM probe: network I/O only, returns `DicomFacts`.
+
+Safe by default. What it does to an endpoint, in order:
+
+1. One association with a random called AE title and a random calling AE title (titles no site
+   has configured), proposing Verification and the SOP class catalogue (one association: the
+   catalogue stays under 128 presentation contexts). Its A-ASSOCIATE-AC gives the fingerprint
+   (Implementation Class UID / Version Name, max PDU length) and the accepted SOP classes;
+   an A-ASSOCIATE-RJ gives the reject source and reason.
+2. If the called AE title was refused: the known titles (--aet), and with --guess-aet a short
+   list of vendor defaults, one association at a time, each closed at once after its answer
+   (Orthanc 1.10 serves nothing else while a rejected association stays open).
+3. On an accepted association: C-ECHO, then C-FIND with universal matching at STUDY (Study Root)
+   and PATIENT (Patient Root) level and on the Modality Worklist, capped by max_records with
+   C-CANCEL. Identifiers become counts and per-scan salted hashes right here.
+4. TLS: a handshake on the port when it did not speak clear DICOM, and on 2762 when asked.
+5. Intrusive (opt-in): C-STORE of a labelled synthetic instance, C-MOVE to a made-up
+   destination, C-GET of one instance (our own test instance when the store succeeded),
+   received and discarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from pydicom.dataset import Dataset
+
+from dicomguard.errors import (
+    AssociationRejected,
+    ConnectivityError,
+    DicomguardError,
+    DimseError,
+    ProtocolError,
+)
+from dicomguard.models import Endpoint
+from dicomguard.net import dicom_ul
+from dicomguard.net.connector import Connector
+from dicomguard.probes import fingerprint, sop_catalogue
+from dicomguard.probes.facts import (
+    AssocAttempt,
+    DicomFacts,
+    FindFacts,
+    IntrusiveFacts,
+)
+from dicomguard.probes.tls import probe_tls
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+TRANSFER_SYNTAXES = (EXPLICIT_LE, IMPLICIT_LE)
+
+# AE titles products ship with, tried only with --guess-aet (one attempt each, never a loop).
+VENDOR_DEFAULT_AETS: tuple[str, ...] = (
+    "ORTHANC", "DCM4CHEE", "STORESCP", "ANY-SCP", "PACS", "DCMQRSCP", "CONQUESTSRV1",
+    "OSIRIX", "HOROS", "PYNETDICOM", "QRSCP", "ARCHIVE",
+)
+
+STUDY_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+              "StudyDate", "StudyDescription", "AccessionNumber", "ModalitiesInStudy",
+              "ReferringPhysicianName")
+PATIENT_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")
+WORKLIST_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber")
+
+
+def random_ae(prefix: str = "DG") -> str:
+    """A 16-character AE title nobody has configured."""
+    return (prefix + secrets.token_hex(8)).upper()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class DicomProbeConfig:
+    read_timeout: float = 5.0
+    tls_timeout: float = 3.0
+    calling_ae: str = field(default_factory=random_ae)
+    called_ae: str = field(default_factory=random_ae)
+    known_aets: tuple[str, ...] = ()
+    guess_aet: bool = False
+    max_records: int = 10_000
+    query: bool = True          # False: association + C-ECHO + fingerprint + release only
+    negotiate_catalogue: bool = True
+    tls: bool = True
+    tls_port: int | None = 2762
+    intrusive: bool = False
+    show_phi: bool = False
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+
+
+def _contexts(uids: Iterable[str]) -> list[dicom_ul.PresentationContext]:
+    return [dicom_ul.PresentationContext(2 * i + 1, uid, TRANSFER_SYNTAXES)
+            for i, uid in enumerate(uids)]
+
+
+def salted_hash(salt: bytes, *parts: str) -> str:
+    h = hashlib.blake2b(digest_size=12, key=salt[:64])
+    for p in parts:
+        h.update(p.encode("utf-8", "replace"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+class _FindTally:
+    """Reduces C-FIND responses to counts and salted hashes as they arrive."""
+
+    def __init__(self, salt: bytes, show_phi: bool) -> None:
+        self.salt = salt
+        self.show_phi = show_phi
+        self.patients: set[str] = set()
+        self.studies: set[str] = set()
+        self.records = 0
+        self.attributes: set[str] = set()
+        self.sample: list[str] = []
+        self.first_study_uid: str | None = None
+
+    def add(self, ds: Dataset) -> None:
+        self.records += 1
+        for elem in ds:
+            if elem.keyword and elem.keyword not in ("QueryRetrieveLevel",
+                                                     "SpecificCharacterSet",
+                                                     "RetrieveAETitle") and elem.value not in (
+                    None, "", b""):
+                self.attributes.add(elem.keyword)
+        pid, name = _text(ds, "PatientID"), _text(ds, "PatientName")
+        if pid or name:
+            self.patients.add(salted_hash(self.salt, pid, name))
+            if self.show_phi and len(self.sample) < 5:
+                self.sample.append(f"{name} / {pid}")
+        study = _text(ds, "StudyInstanceUID")
+        if study:
+            self.studies.add(salted_hash(self.salt, study))
+            if self.first_study_uid is None:
+                self.first_study_uid = study  # kept in memory for C-GET/C-MOVE only
+
+
+class DicomProber:
+    """Probes one endpoint; one association open at a time (the per-host cap stays exact)."""
+
+    def __init__(self, connector: Connector, cfg: DicomProbeConfig) -> None:
+        self.connector = connector
+        self.cfg = cfg
+
+    async def probe(self, endpoint: Endpoint) -> DicomFacts:
+        cfg = self.cfg
+        facts = DicomFacts(endpoint=endpoint)
+        uids = sop_catalogue.ALL_UIDS if cfg.negotiate_catalogue else (
+            sop_catalogue.VERIFICATION,)
+        contexts = _contexts(uids)
+
+        wildcard, session = await self._session(endpoint, cfg.called_ae, contexts, facts)
+        facts = session.facts
+        facts = replace(facts, wildcard=wildcard)
+        if wildcard.error and not facts.is_dicom:
+            facts = replace(facts, error=wildcard.error)
+            if cfg.tls:
+                tls = await probe_tls(self.connector, endpoint.address, endpoint.port,
+                                      timeout=cfg.tls_timeout)
+                facts = replace(facts, tls=tls)
+            return facts
+
+        if not wildcard.accepted and wildcard.called_ae_refused:
+            candidates = list(dict.fromkeys(
+                list(cfg.known_aets) + (list(VENDOR_DEFAULT_AETS) if cfg.guess_aet else [])))
+            attempts = []
+            for called in candidates:
+                attempt, t2 = await self._session(endpoint, called, contexts, facts)
+                attempts.append(attempt)
+                facts = t2.facts
+                if attempt.accepted or attempt.calling_ae_refused:
+                    break
+            facts = replace(facts, known_ae_attempts=tuple(attempts))
+            if any(a.calling_ae_refused for a in attempts):
+                facts = replace(facts, random_calling_accepted=False)
+        elif not wildcard.accepted and wildcard.calling_ae_refused:
+            facts = replace(facts, random_calling_accepted=False)
+
+        if cfg.tls and cfg.tls_port and cfg.tls_port != endpoint.port and facts.is_dicom:
+            tls_alt = await probe_tls(self.connector, endpoint.address, cfg.tls_port,
+                                      timeout=cfg.tls_timeout)
+            facts = replace(facts, tls_alt=tls_alt)
+
+        if cfg.intrusive and facts.accepted_called_ae is not None:
+            facts = replace(facts, intrusive=await self._intrusive(endpoint, facts))
+        return facts
+
+    async def _session(self, endpoint: Endpoint, called_ae: str,
+                       contexts: list[dicom_ul.PresentationContext],
+                       facts: DicomFacts) -> tuple[AssocAttempt, _SessionResult]:
+        """One association: negotiate, and when accepted, echo, query and release."""
+        cfg = self.cfg
+        result = _SessionResult(facts)
+        try:
+            async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
+                    reader, writer):
+                try:
+                    assoc = await dicom_ul.associate(
+                        reader, writer, called_ae=called_ae, calling_ae=cfg.calling_ae,
+                        contexts=contexts, read_timeout=cfg.read_timeout,
+                        peer=(endpoint.address, endpoint.port))
+                except AssociationRejected as rj:
+                    result.facts = replace(result.facts, is_dicom=True)
+                    return AssocAttempt(called_ae, cfg.calling_ae, False, rj.result, rj.source,
+                                        rj.reason, rj.description), result
+                result.facts = self._accepted(result.facts, assoc, called_ae)
+                try:
+                    result.facts = await self._use(assoc, result.facts)
+                finally:
+                    await self._release(assoc)
+                return AssocAttempt(called_ae, cfg.calling_ae, True), result
+        except (ConnectivityError, ProtocolError) as exc:
+            return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc)), result
+        except DicomguardError as exc:
+            return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc)), result
+
+    @staticmethod
+    async def _release(assoc: dicom_ul.Association) -> None:
+        try:
+            await assoc.release()
+        except DicomguardError:
+            with contextlib.suppress(DicomguardError):
+                await assoc.abort()
+
+    def _accepted(self, facts: DicomFacts, assoc: dicom_ul.Association,
+                  called_ae: str) -> DicomFacts:
+        ac = assoc.accept
+        fp = fingerprint.identify(ac.implementation_class_uid, ac.implementation_version_name)
+        accepted = tuple(c.abstract_syntax for c in ac.contexts if c.result == 0)
+        return replace(
+            facts, is_dicom=True, accepted_called_ae=called_ae, random_calling_accepted=True,
+            implementation_class_uid=ac.implementation_class_uid,
+            implementation_version_name=ac.implementation_version_name,
+            max_pdu_length=ac.max_pdu_length,
+            product=fp.product if fp else None, version=fp.version if fp else None,
+            fingerprint_verified=fp.verified if fp else False,
+            accepted_sop_classes=accepted,
+            rejected_sop_classes=sum(1 for c in ac.contexts if c.result != 0))
+
+    async def _use(self, assoc: dicom_ul.Association, facts: DicomFacts) -> DicomFacts:
+        cfg = self.cfg
+        if assoc.accepted(sop_catalogue.VERIFICATION) is not None:
+            try:
+                facts = replace(facts, echo_status=await assoc.c_echo())
+            except DicomguardError as exc:
+                facts = replace(facts, extra={**facts.extra, "echo_error": str(exc)})
+        if cfg.query:
+            find, first_study = await self._find(assoc)
+            if find is not None:
+                facts = replace(facts, find=find)
+            if first_study:
+                facts.extra["_first_study_uid"] = first_study  # in memory only, never stored
+        return facts
+
+    async def _find(self, assoc: dicom_ul.Association) -> tuple[FindFacts | None, str | None]:
+        cfg = self.cfg
+        tally = _FindTally(cfg.salt, cfg.show_phi)
+        levels: list[str] = []
+        models: list[str] = []
+        status: int | None = None
+        truncated = False
+        errors: list[str] = []
+        worklist_items: int | None = None
+        queries: list[tuple[str, str, tuple[str, ...]]] = []
+        if assoc.accepted(sop_catalogue.STUDY_ROOT_FIND):
+            queries.append((sop_catalogue.STUDY_ROOT_FIND, "STUDY", STUDY_KEYS))
+        if assoc.accepted(sop_catalogue.PATIENT_ROOT_FIND):
+            queries.append((sop_catalogue.PATIENT_ROOT_FIND, "PATIENT", PATIENT_KEYS))
+        if assoc.accepted(sop_catalogue.WORKLIST_FIND):
+            queries.append((sop_catalogue.WORKLIST_FIND, "", WORKLIST_KEYS))
+        if not queries:
+            return None, None
+        for uid, level, keys in queries:
+            remaining = cfg.max_records - tally.records
+            if remaining <= 0:
+                truncated = True
+                break
+            ds = Dataset()
+            if level:
+                ds.QueryRetrieveLevel = level
+            for key in keys:
+                setattr(ds, key, "")
+            if not level:  # Modality Worklist: universal Scheduled Procedure Step
+                sps = Dataset()
+                sps.Modality = ""
+                sps.ScheduledProcedureStepStartDate = ""
+                ds.ScheduledProcedureStepSequence = [sps]
+            before = tally.records
+            try:
+                res = await assoc.c_find(uid, ds, max_records=remaining)
+            except (DimseError, ProtocolError, ConnectivityError) as exc:
+                errors.append(f"{level or 'WORKLIST'}: {exc}")
+                continue
+            for match in res.matches:
+                tally.add(match)
+            status = res.status
+            truncated = truncated or res.truncated
+            models.append(sop_catalogue.NAME_BY_UID.get(uid, uid))
+            if level:
+                levels.append(level)
+            else:
+                worklist_items = tally.records - before
+        find = FindFacts(
+            levels=tuple(levels), information_models=tuple(models), status=status,
+            studies=len(tally.studies), patients=len(tally.patients), records=tally.records,
+            truncated=truncated, attributes_returned=tuple(sorted(tally.attributes)),
+            worklist_items=worklist_items, error="; ".join(errors) or None,
+            phi_sample=tuple(tally.sample))
+        return find, tally.first_study_uid
+
+    async def _intrusive(self, endpoint: Endpoint, facts: DicomFacts) -> IntrusiveFacts:
+        """Opt-in tests that write to or pull from the device, each clearly labelled."""
+        from dicomguard.probes.test_instance import make_test_instance
+
+        cfg = self.cfg
+        called = facts.accepted_called_ae or cfg.called_ae
+        storage = [uid for _, uid in sop_catalogue.CATALOGUE["storage"]]
+        contexts = _contexts([sop_catalogue.SECONDARY_CAPTURE, sop_catalogue.STUDY_ROOT_MOVE,
+                              sop_catalogue.STUDY_ROOT_GET]
+                             + [u for u in storage if u != sop_catalogue.SECONDARY_CAPTURE])
+        out = IntrusiveFacts()
+        instance = make_test_instance()
+        study_uid = facts.extra.get("_first_study_uid")
+        try:
+            async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
+                    reader, writer):
+                assoc = await dicom_ul.associate(
+                    reader, writer, called_ae=called, calling_ae=cfg.calling_ae,
+                    contexts=contexts, read_timeout=cfg.read_timeout,
+                    scp_scu_roles=tuple(storage), peer=(endpoint.address, endpoint.port))
+                try:
+                    if assoc.accepted(sop_catalogue.SECONDARY_CAPTURE):
+                        try:
+                            status = await assoc.c_store(
+                                instance, sop_class_uid=instance.SOPClassUID,
+                                sop_instance_uid=instance.SOPInstanceUID)
+                            out = replace(out, store_status=status)
+                            if status == 0 or (status & 0xF000) == 0xB000:
+                                study_uid = instance.StudyInstanceUID
+                        except DicomguardError as exc:
+                            out = replace(out, store_error=str(exc))
+                    ident = Dataset()
+                    ident.QueryRetrieveLevel = "STUDY"
+                    ident.StudyInstanceUID = study_uid or f"2.25.{secrets.randbits(100)}"
+                    if assoc.accepted(sop_catalogue.STUDY_ROOT_MOVE):
+                        try:
+                            mv = await assoc.c_move(sop_catalogue.STUDY_ROOT_MOVE, ident,
+                                                    move_destination=random_ae("DGNODEST"))
+                            out = replace(out, move_status=mv.status)
+                        except DicomguardError as exc:
+                            out = replace(out, move_error=str(exc))
+                    if assoc.accepted(sop_catalogue.STUDY_ROOT_GET) and study_uid:
+                        try:
+                            got = await assoc.c_get(sop_catalogue.STUDY_ROOT_GET, ident,
+                                                    max_instances=1)
+                            out = replace(out, get_status=got.status,
+                                          get_instances=got.instances_received)
+                        except DicomguardError as exc:
+                            out = replace(out, get_error=str(exc))
+                finally:
+                    await self._release(assoc)
+        except DicomguardError as exc:
+            out = replace(out, store_error=out.store_error or str(exc))
+        return out
+
+
+class _SessionResult:
+    """Facts as updated by one association (a small mutable box for _session)."""
+
+    __slots__ = ("facts",)
+
+    def __init__(self, facts: DicomFacts) -> None:
+        self.facts = facts
+
+
+async def probe(endpoint: Endpoint, connector: Connector, cfg: DicomProbeConfig) -> DicomFacts:
+    """Probe one endpoint. Never raises for what the peer does; errors land in the facts."""
+    try:
+        return await DicomProber(connector, cfg).probe(endpoint)
+    except DicomguardError as exc:
+        return DicomFacts(endpoint=endpoint, error=str(exc))
+
