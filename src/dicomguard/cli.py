@@ -1,0 +1,438 @@
+"""The command line: wiring and exit codes only.
+
+Exit codes: 0 nothing failed (or only INFO), 1 low, 2 medium, 3 high, 4 critical (worst failed
+severity, see models.exit_code_for); 64 usage error (bad targets, bad options); 70 the tool
+itself failed; 130 interrupted before anything was found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import secrets
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dicomguard import __version__
+from dicomguard.errors import DicomguardError, ScopeError
+from dicomguard.models import Finding, ScanResult, Service, Target, exit_code_for
+
+EXIT_USAGE = 64
+EXIT_SOFTWARE = 70
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Find where medical images leak, prove what leaks without leaking it, "
+                       "and help fix it. Only for networks and data you are authorised to assess.")
+lab_app = typer.Typer(no_args_is_help=True, help="The built-in demo hospital on loopback.")
+app.add_typer(lab_app, name="lab")
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _parse_ports(values: list[str]) -> tuple[int, ...]:
+    ports: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part:
+                lo, _, hi = part.partition("-")
+                if not (lo.isdigit() and hi.isdigit()) or int(lo) > int(hi):
+                    raise _fail(f"bad port range {part!r}")
+                ports.extend(range(int(lo), int(hi) + 1))
+            elif part.isdigit():
+                ports.append(int(part))
+            else:
+                raise _fail(f"bad port {part!r}")
+    for p in ports:
+        if not 0 < p < 65536:
+            raise _fail(f"port {p} out of range")
+    return tuple(dict.fromkeys(ports))
+
+
+class _CliObserver:
+    """Progress bar plus incremental saving, so Ctrl-C keeps what was found."""
+
+    def __init__(self, progress: Progress | None, store: Any, scan_id: str) -> None:
+        self.progress = progress
+        self.task = progress.add_task("probing", total=None) if progress else None
+        self.store = store
+        self.scan_id = scan_id
+        self.services: list[Service] = []
+        self.findings: list[Finding] = []
+        self.done = 0
+        self.open = 0
+        self._pending_services: list[Service] = []
+        self._pending_findings: list[Finding] = []
+        self._last_flush = time.monotonic()
+
+    def started(self, total: int | None) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, total=total)
+
+    def endpoint_done(self, result: Any) -> None:
+        self.done += 1
+        if result.service is not None:
+            self.open += 1
+            self.services.append(result.service)
+            self._pending_services.append(result.service)
+        self.findings.extend(result.findings)
+        self._pending_findings.extend(result.findings)
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, advance=1,
+                                 description=f"probing ({self.open} open)")
+        if time.monotonic() - self._last_flush > 2.0 or len(self._pending_findings) > 500:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.store is not None and (self._pending_services or self._pending_findings):
+            self.store.add_services(self.scan_id, self._pending_services)
+            self.store.add_findings(self.scan_id, self._pending_findings)
+        self._pending_services, self._pending_findings = [], []
+        self._last_flush = time.monotonic()
+
+
+def _new_scan_id() -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *,
+             ports: tuple[int, ...], probe_cfg: Any, rate: float, per_host: int,
+             connect_timeout: float,
+             db: str | None, json_path: Path | None, show_pass: bool, progress: bool,
+             total: int | None) -> ScanResult:
+    """Run a scan to completion or Ctrl-C, saving as it goes; returns what was found."""
+    from dicomguard.engine.scan import ScanConfig, new_event_loop, scan_async
+    from dicomguard.store.db import Store
+
+    cfg = ScanConfig(ports=ports, connect_timeout=connect_timeout, rate=rate, per_host=per_host,
+                     dicom=probe_cfg)
+    scan_id = _new_scan_id()
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    options = {
+        "ports": list(ports), "rate": rate, "per_host": per_host,
+        "connect_timeout": connect_timeout, "read_timeout": probe_cfg.read_timeout,
+        "intrusive": probe_cfg.intrusive, "show_phi": probe_cfg.show_phi,
+        "max_records": probe_cfg.max_records, "guess_aet": probe_cfg.guess_aet,
+        "known_aets": list(probe_cfg.known_aets), "tls": probe_cfg.tls,
+    }
+    store = Store(db) if db != "none" else None
+    if store is not None:
+        store.begin_scan(scan_id, started_at=started, targets=list(specs), options=options)
+    interrupted = False
+    t0 = time.monotonic()
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=err, transient=True) if progress else None
+    observer = _CliObserver(bar, store, scan_id)
+    loop = new_event_loop()
+    try:
+        main = loop.create_task(scan_async(targets, cfg, guard=scope, observer=observer,
+                                           total=total))
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # non-Unix loops
+            loop.add_signal_handler(signal.SIGINT, main.cancel)
+        if bar is not None:
+            bar.start()
+        try:
+            loop.run_until_complete(main)
+        except asyncio.CancelledError:
+            interrupted = True
+        finally:
+            if bar is not None:
+                bar.stop()
+    finally:
+        loop.close()
+    observer.flush()
+    finished = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    stats = {"endpoints": total, "endpoints_probed": observer.done, "open_endpoints": observer.open,
+             "seconds": round(time.monotonic() - t0, 3)}
+    result = ScanResult(scan_id, started, finished, specs, options, tuple(observer.services),
+                        tuple(observer.findings), interrupted, stats)
+    if store is not None:
+        store.finish_scan(scan_id, interrupted=interrupted, finished_at=finished, stats=stats)
+        store.close()
+    if json_path is not None:
+        from dicomguard.report.json_report import write_json
+        write_json(result, json_path)
+    return result
+
+
+@app.command()
+def scan(
+    targets: Annotated[list[str] | None, typer.Argument(
+        help="Targets: addresses, CIDR, ranges (10.0.0.1-50), names, host:port")] = None,
+    input_list: Annotated[list[Path] | None, typer.Option(
+        "-iL", "--input-list", help="File of targets, one or more per line")] = None,
+    from_nmap: Annotated[list[Path] | None, typer.Option(
+        "--from-nmap", help="nmap -oX (or -oG) output: up hosts and their open ports")] = None,
+    from_masscan: Annotated[list[Path] | None, typer.Option(
+        "--from-masscan", help="masscan -oL/-oJ/-oX output")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude")] = None,
+    exclude_file: Annotated[list[Path] | None, typer.Option("--exclude-file")] = None,
+    allow_large: Annotated[bool, typer.Option(
+        "--allow-large", help="Allow more than 65,536 addresses")] = False,
+    ports: Annotated[list[str] | None, typer.Option(
+        "--ports", "-p", help="Extra ports, added to the imaging defaults (e.g. 5104,11113)")
+    ] = None,
+    only_ports: Annotated[str | None, typer.Option(
+        "--only-ports", help="Replace the default port list")] = None,
+    aet: Annotated[list[str] | None, typer.Option(
+        "--aet", help="Called AE title(s) the site uses, tried when an unknown one is refused")
+    ] = None,
+    guess_aet: Annotated[bool, typer.Option(
+        "--guess-aet", help="Also try a short list of vendor default AE titles (one each)")
+    ] = False,
+    max_records: Annotated[int, typer.Option(
+        "--max-records", help="Stop C-FIND after this many records (C-CANCEL)")] = 10_000,
+    intrusive: Annotated[bool, typer.Option(
+        "--intrusive", help="C-STORE a labelled test instance, C-MOVE to a made-up AE, C-GET "
+                            "one instance (discarded). Writes to the device.")] = False,
+    show_phi: Annotated[bool, typer.Option(
+        "--show-phi", help="Show and store a few raw patient values as evidence")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON report here")
+                        ] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Database URL (default: SQLite in the user data dir; 'none' to skip)")
+    ] = None,
+    rate: Annotated[float, typer.Option("--rate", help="New connections per second")] = 200.0,
+    per_host: Annotated[int, typer.Option("--per-host", help="Connections per host at once")
+                        ] = 2,
+    connect_timeout: Annotated[float, typer.Option("--connect-timeout")] = 3.0,
+    read_timeout: Annotated[float, typer.Option("--read-timeout")] = 5.0,
+    no_tls: Annotated[bool, typer.Option("--no-tls", help="Skip TLS handshakes")] = False,
+    show_pass: Annotated[bool, typer.Option("--show-pass", help="List passed checks too")
+                         ] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Scan targets for exposed DICOM services and prove what they leak."""
+    from dicomguard.engine.scan import DEFAULT_PORTS
+    from dicomguard.probes.dicom import DicomProbeConfig
+    from dicomguard.scope import build_scope
+
+    specs = list(targets or [])
+    if not (specs or input_list or from_nmap or from_masscan):
+        raise _fail("no targets: give addresses, -iL FILE, --from-nmap or --from-masscan")
+    try:
+        scope = build_scope(specs, exclude=exclude or (), target_files=input_list or (),
+                            exclude_files=exclude_file or (), nmap_xml=from_nmap or (),
+                            masscan=from_masscan or (), allow_large=allow_large)
+    except ScopeError as exc:
+        raise _fail(str(exc)) from exc
+    port_list = _parse_ports([only_ports]) if only_ports else tuple(
+        dict.fromkeys(DEFAULT_PORTS + _parse_ports(ports or [])))
+    if per_host < 1 or rate < 0 or connect_timeout <= 0 or read_timeout <= 0:
+        raise _fail("--per-host must be >= 1; --rate >= 0; timeouts > 0")
+    probe_cfg = DicomProbeConfig(read_timeout=read_timeout, known_aets=tuple(aet or ()),
+                                 guess_aet=guess_aet, max_records=max_records,
+                                 intrusive=intrusive, show_phi=show_phi, tls=not no_tls)
+    err.print(f"dicomguard {__version__}: scope {scope.describe()}; ports "
+              f"{','.join(map(str, port_list))}"
+              + ("; [bold yellow]INTRUSIVE tests enabled[/]" if intrusive else ""))
+    all_specs = tuple(specs) + tuple(f"-iL {p}" for p in input_list or ()) + tuple(
+        f"--from-nmap {p}" for p in from_nmap or ()) + tuple(
+        f"--from-masscan {p}" for p in from_masscan or ())
+    total = _endpoint_total(scope, port_list)
+    try:
+        result = run_scan(scope.targets(), all_specs, scope, ports=port_list,
+                          probe_cfg=probe_cfg, rate=rate, per_host=per_host,
+                          connect_timeout=connect_timeout, db=db, json_path=json_out,
+                          show_pass=show_pass, progress=not no_progress, total=total)
+    except DicomguardError as exc:
+        raise _fail(str(exc), EXIT_SOFTWARE) from exc
+    _print_result(result, show_pass=show_pass, json_out=json_out)
+    raise typer.Exit(_exit_code(result))
+
+
+def _endpoint_total(scope: Any, ports: tuple[int, ...]) -> int:
+    return sum(len(t.ports or ports) for t in scope.targets())
+
+
+def _exit_code(result: ScanResult) -> int:
+    code = exit_code_for(list(result.findings))
+    if result.interrupted and not result.findings:
+        return EXIT_INTERRUPTED
+    return code
+
+
+def _print_result(result: ScanResult, *, show_pass: bool, json_out: Path | None) -> None:
+    from dicomguard.report.console import render_scan
+
+    render_scan(console, result, show_pass=show_pass)
+    if result.interrupted:
+        err.print("[yellow]interrupted: the results above are what was found before Ctrl-C[/]")
+    err.print(f"scan id {result.scan_id}" + (f"; JSON report: {json_out}" if json_out else ""))
+
+
+@app.command("checks")
+def list_checks() -> None:
+    """The catalogue of checks: ID, severity, title."""
+    from dicomguard import checks as registry
+
+    table = Table(title="dicomguard checks")
+    for col in ("ID", "Severity", "Protocol", "Title", "Intrusive"):
+        table.add_column(col)
+    for c in registry.CHECKS:
+        table.add_row(c.meta.id, c.meta.severity.label(), c.meta.protocol, c.meta.title,
+                      "yes" if c.meta.intrusive else "")
+    console.print(table)
+
+
+@app.command("scans")
+def list_scans(
+    db: Annotated[str | None, typer.Option("--db")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+) -> None:
+    """Earlier scans from the local database."""
+    from dicomguard.store.db import Store
+
+    with Store(db) as store:
+        rows = store.list_scans(limit)
+    table = Table(title="scans")
+    for col in ("Scan ID", "Started", "State", "Targets", "Services", "Failed", "Worst"):
+        table.add_column(col)
+    for s in rows:
+        worst = s.counts.worst_severity
+        table.add_row(s.scan_id, s.started_at, s.state, " ".join(s.targets)[:40],
+                      str(s.services), str(s.counts.by_status.get("fail", 0)),
+                      worst.label() if worst is not None else "-")
+    console.print(table)
+
+
+@app.command("show")
+def show_scan(
+    scan_id: Annotated[str, typer.Argument(help="Scan ID or a unique prefix")],
+    db: Annotated[str | None, typer.Option("--db")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json")] = None,
+    show_pass: Annotated[bool, typer.Option("--show-pass")] = False,
+) -> None:
+    """Show an earlier scan from the local database."""
+    from dicomguard.store.db import Store
+
+    try:
+        with Store(db) as store:
+            result = store.load_scan(scan_id)
+    except DicomguardError as exc:
+        raise _fail(str(exc)) from exc
+    if json_out is not None:
+        from dicomguard.report.json_report import write_json
+        write_json(result, json_out)
+    _print_result(result, show_pass=show_pass, json_out=json_out)
+    raise typer.Exit(_exit_code(result))
+
+
+def _default_lab_dir() -> Path:
+    import platformdirs
+    return Path(platformdirs.user_data_dir("dicomguard")) / "lab"
+
+
+LabDir = Annotated[Path | None, typer.Option("--state-dir", help="Where the lab keeps its state")]
+
+
+@lab_app.command("up")
+def lab_up(state_dir: LabDir = None) -> None:
+    """Start the built-in lab (synthetic hospital on loopback) in the background."""
+    from dicomguard.lab import start_lab
+
+    manifest = start_lab(state_dir or _default_lab_dir())
+    _print_manifest(manifest)
+
+
+@lab_app.command("down")
+def lab_down(state_dir: LabDir = None) -> None:
+    """Stop the built-in lab."""
+    from dicomguard.lab import stop_lab
+
+    stop_lab(state_dir or _default_lab_dir())
+    err.print("lab stopped")
+
+
+@lab_app.command("status")
+def lab_status_cmd(state_dir: LabDir = None) -> None:
+    """Which lab services run and answer."""
+    from dicomguard.lab import lab_status
+
+    table = Table(title="lab")
+    rows = lab_status(state_dir or _default_lab_dir())
+    for col in ("Service", "Endpoint", "Running", "Answering"):
+        table.add_column(col)
+    for s in rows:
+        table.add_row(s.name, f"{s.address}:{s.port}", "yes" if s.running else "no",
+                      "yes" if s.answering else "no")
+    console.print(table)
+    if not rows:
+        err.print("the lab is not running (dicomguard lab up)")
+
+
+def _print_manifest(manifest: Any) -> None:
+    table = Table(title="dicomguard lab")
+    for col in ("Service", "Endpoint", "Product", "What it is"):
+        table.add_column(col)
+    for s in manifest.services:
+        table.add_row(s.name, f"{s.address}:{s.port}", s.product or "", s.role)
+    err.print(table)
+
+
+@app.command()
+def demo(
+    state_dir: LabDir = None,
+    json_out: Annotated[Path, typer.Option("--json")] = Path("dicomguard-demo.json"),
+    keep_lab: Annotated[bool, typer.Option("--keep-lab", help="Leave the lab running")] = False,
+    db: Annotated[str | None, typer.Option("--db")] = None,
+) -> None:
+    """Start the built-in lab, scan it, print the findings and where the JSON report is."""
+    from dicomguard.lab import start_lab, stop_lab
+    from dicomguard.probes.dicom import DicomProbeConfig
+    from dicomguard.scope import build_scope
+
+    lab_dir = state_dir or _default_lab_dir()
+    err.print("[bold]dicomguard demo[/]: starting the built-in lab on loopback ...")
+    manifest = start_lab(lab_dir)
+    try:
+        _print_manifest(manifest)
+        specs = [f"{s.address}:{s.port}" for s in manifest.services if s.protocol == "dicom"]
+        scope = build_scope(specs)
+        known = tuple(dict.fromkeys(s.called_ae for s in manifest.services if s.called_ae))
+        probe_cfg = DicomProbeConfig(read_timeout=3.0, known_aets=known, tls=True)
+        ports = tuple(sorted({s.port for s in manifest.services if s.protocol == "dicom"}))
+        total = _endpoint_total(scope, ports)
+        result = run_scan(scope.targets(), tuple(specs), scope, ports=ports,
+                          probe_cfg=probe_cfg, rate=200.0, per_host=2, connect_timeout=2.0,
+                          db=db, json_path=json_out, show_pass=False, progress=True,
+                          total=total)
+    finally:
+        if not keep_lab:
+            stop_lab(lab_dir)
+    _print_result(result, show_pass=False, json_out=json_out)
+    err.print(f"[bold]JSON report:[/] {json_out.resolve()}")
+    raise typer.Exit(_exit_code(result))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(f"dicomguard {__version__}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - Ctrl-C outside a scan
+        err.print("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
