@@ -36,10 +36,12 @@ META = CheckMeta(
 def evaluate(facts: DicomFacts) -> Outcome:
     if facts.random_calling_accepted is None:
         attempts = ([facts.wildcard] if facts.wildcard else []) + list(facts.known_ae_attempts)
-        if attempts and all(a.calling_ae_refused for a in attempts if not a.error):
-            return Outcome(Status.PASS, {"reject": attempts[0].reject_description})
-        if attempts and any(a.called_ae_refused for a in attempts) and not any(
-                a.error for a in attempts):
+        answered = [a for a in attempts if a.error is None]
+        if any(a.calling_ae_refused for a in answered):
+            refused = next(a for a in answered if a.calling_ae_refused)
+            return Outcome(Status.PASS, {"reject": refused.reject_description})
+        if answered and len(answered) == len(attempts) and any(
+                a.called_ae_refused for a in answered):
             # No called AE title got us in; nothing shows the calling AE check either way.
             return Outcome(Status.UNKNOWN, {"reason": "no accepted called AE title found",
                                             "hint": "give the server's AE title with --aet"})

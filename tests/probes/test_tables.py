@@ -1,0 +1,32 @@
+"""The fingerprint and CVE tables load, validate and match as documented."""
+
+from __future__ import annotations
+
+from dicomguard import vulns
+from dicomguard.probes import fingerprint
+
+
+def test_fingerprint_dcmtk_and_pynetdicom() -> None:
+    fp = fingerprint.identify("1.2.276.0.7230010.3.0.3.6.7", "OFFIS_DCMTK_367")
+    assert fp is not None and (fp.product, fp.version, fp.verified) == ("dcmtk", "3.6.7", True)
+    fp = fingerprint.identify("1.2.826.0.1.3680043.9.3811.3.0.4", "PYNETDICOM_304")
+    assert fp is not None and (fp.product, fp.version) == ("pynetdicom", "3.0.4")
+    assert fingerprint.identify("1.2.3.4", "X") is None
+    assert fingerprint.identify(None, None) is None
+
+
+def test_fingerprint_rows_are_wellformed() -> None:
+    for rule in fingerprint.rules():
+        assert rule.uid_prefix[0].isdigit()
+        assert rule.product
+
+
+def test_version_parsing_and_lookup() -> None:
+    assert vulns.parse_version("1.10.1") == (1, 10, 1)
+    assert vulns.parse_version("mainline") is None
+    assert vulns.lookup("orthanc", "1.11.3")[0].cve == "CVE-2023-33466"
+    assert vulns.lookup("Orthanc", "1.12.0") == []
+    assert vulns.lookup("dcmtk", "3.6.8") == []
+    assert vulns.lookup(None, "1.0") == []
+    for v in vulns.table():
+        assert v.cve.startswith("CVE-") and v.references
