@@ -514,7 +514,18 @@ def _load_xml(path: Path) -> list[ImportedHost]:
         raise ScopeError(f"cannot read scan output {str(path)!r}: {exc.strerror or exc}") from exc
     if handler.root != "nmaprun":
         raise ScopeError(f"{str(path)!r} is XML but not nmap or masscan -oX output")
-    return handler.hosts
+    return _merge_hosts(handler.hosts)
+
+
+def _merge_hosts(hosts: Iterable[ImportedHost]) -> list[ImportedHost]:
+    """One entry per address (masscan writes a <host> per open port), in first-seen order."""
+    merged: dict[str, ImportedHost] = {}
+    for h in hosts:
+        old = merged.get(h.address)
+        if old is not None:
+            h = ImportedHost(h.address, tuple(sorted({*old.ports, *h.ports})), old.host or h.host)
+        merged[h.address] = h
+    return list(merged.values())
 
 
 def _json_records(text: str) -> Iterator[Any]:
@@ -536,7 +547,9 @@ def _json_records(text: str) -> Iterator[Any]:
         try:
             yield json.loads(line)
         except ValueError:
-            raise ValueError(f"line {number} is not a JSON record") from None
+            if '"ip"' in line:
+                raise ValueError(f"line {number} is not a JSON record") from None
+            # e.g. the unquoted {finished: 1} trailer of old masscan versions
 
 
 def _load_json(text: str) -> list[ImportedHost]:
@@ -575,10 +588,14 @@ def _load_grepable(text: str) -> list[ImportedHost]:
     hosts: dict[str, tuple[set[int], list[str]]] = {}
     up: set[str] = set()
     for number, line in enumerate(text.splitlines(), 1):
-        if not line.startswith("Host:"):
+        if line.startswith("#"):
             continue
-        fields = line.split("\t")
-        head = fields[0][len("Host:"):].split()
+        fields = line.split("\t")  # nmap: Host: ...; masscan: Timestamp: ...<TAB>Host: ...
+        head_index = next((i for i, f in enumerate(fields) if f.startswith("Host:")), None)
+        if head_index is None:
+            continue
+        head = fields[head_index][len("Host:"):].split()
+        fields = fields[head_index:]
         if not head:
             raise ValueError(f"line {number}: no address after 'Host:'")
         address = head[0]
@@ -616,7 +633,7 @@ def load_scan_output(path: Path) -> list[ImportedHost]:
             return _load_xml(path)
         if head.startswith(("[", "{")):
             return _load_json(text)
-        if any(line.startswith("Host:") for line in text.splitlines()):
+        if re.search(r"^(?:[^#].*\t)?Host: ", text, re.MULTILINE):
             return _load_grepable(text)
         return _load_list(text)
     except ValueError as exc:
@@ -775,12 +792,6 @@ def _v6_text(value: int) -> str:
 
 # --------------------------------------------------------------------------------------------
 # The scope
-
-
-@dataclass(frozen=True, slots=True)
-class _Source:
-    spec: TargetSpec
-    origin: str | None
 
 
 class Scope:
@@ -946,7 +957,7 @@ class _Builder:
         except ValueError:
             raise ScopeError(f"scan output {str(path)!r}: {host.address!r} is not an IP "
                              "address") from None
-        label = self.label(host.host, host.ports)
+        label = self.label(host.host, host.ports or None)  # up, no open port: the scan's ports
         self.add_block(addr.version, int(addr), int(addr), label)
 
     def _merged_label(self, ids: frozenset[int], cache: dict[frozenset[int], int]) -> int:
@@ -1016,26 +1027,16 @@ def build_scope(
     """
     builder = _Builder(resolver, LARGE_LIMIT if allow_large else DEFAULT_LIMIT)
     written: list[str] = []
-    for origin_text, origin in _spec_texts(specs, target_files):
-        for token in origin_text.split():
-            try:
-                spec = _parse_one(token)
-            except ScopeError as exc:
-                raise _spec_origin(exc, origin) from None
-            builder.add_target(spec, origin)
-            written.append(token)
+    for spec, origin in _each_spec(specs, target_files, "target"):
+        builder.add_target(spec, origin)
+        written.append(spec.text)
     excluded: list[str] = []
-    for origin_text, origin in _spec_texts(exclude, exclude_files):
-        for token in origin_text.split():
-            try:
-                spec = _parse_one(token)
-            except ScopeError as exc:
-                raise _spec_origin(_exclusion_error(exc), origin) from None
-            try:
-                builder.add_exclusion(spec, origin)
-            except ScopeError as exc:
-                raise _exclusion_error(exc) from None
-            excluded.append(token)
+    for spec, origin in _each_spec(exclude, exclude_files, "exclusion"):
+        try:
+            builder.add_exclusion(spec, origin)
+        except ScopeError as exc:
+            raise _exclusion_error(exc) from None
+        excluded.append(spec.text)
     imported = 0
     for path in [*nmap_xml, *masscan]:
         for host in load_scan_output(Path(path)):
@@ -1051,10 +1052,19 @@ def _exclusion_error(exc: ScopeError) -> ScopeError:
     return exc
 
 
-def _spec_texts(specs: Iterable[str], files: Iterable[Path]) -> Iterator[tuple[str, str | None]]:
+def _each_spec(specs: Iterable[str], files: Iterable[Path],
+               role: str) -> Iterator[tuple[TargetSpec, str | None]]:
+    """Parse the specs given directly, then those of the files, with their origin."""
     if isinstance(specs, str):  # a lone string is one spec line, not an iterable of characters
         specs = [specs]
-    for text in specs:
-        yield text, None
+    texts: list[tuple[str, str | None]] = [(text, None) for text in specs]
     for path in files:
-        yield from read_target_file(Path(path))
+        texts += read_target_file(Path(path))
+    for text, origin in texts:
+        for token in text.split():
+            try:
+                spec = _parse_one(token)
+            except ScopeError as exc:
+                err = _spec_origin(exc, origin)
+                raise (_exclusion_error(err) if role == "exclusion" else err) from None
+            yield spec, origin
