@@ -406,11 +406,12 @@ def demo(
     manifest = start_lab(lab_dir)
     try:
         _print_manifest(manifest)
-        specs = [f"{s.address}:{s.port}" for s in manifest.services if s.protocol == "dicom"]
+        # Every lab endpoint, hostile and closed ones included: they must not show up as DICOM.
+        specs = [f"{s.address}:{s.port}" for s in manifest.services]
         scope = build_scope(specs)
-        known = tuple(dict.fromkeys(s.called_ae for s in manifest.services if s.called_ae))
+        known = tuple(dict.fromkeys(s.ae_title for s in manifest.services if s.ae_title))
         probe_cfg = DicomProbeConfig(read_timeout=3.0, known_aets=known, tls=True)
-        ports = tuple(sorted({s.port for s in manifest.services if s.protocol == "dicom"}))
+        ports = tuple(sorted({s.port for s in manifest.services}))
         total = _endpoint_total(scope, ports)
         result = run_scan(scope.targets(), tuple(specs), scope, ports=ports,
                           probe_cfg=probe_cfg, rate=200.0, per_host=2, connect_timeout=2.0,
