@@ -1,0 +1,795 @@
+"""A fast, bounded DICOM header reader: everything before the pixel data, nothing more.
+
+``read_header(source)`` reads the preamble, "DICM" and the File Meta Information (group 0002,
+explicit VR little endian), then the data set in implicit VR LE, explicit VR LE, explicit VR big
+endian or deflated explicit VR LE, and stops at the top-level Pixel Data (7FE0,0010) (or Float /
+Double Float Pixel Data) without reading a pixel byte. Files without preamble and "DICM" are
+recognised by content (the first elements must look like a data set starting in group 0008, or a
+meta group 0002), never by name.
+
+What you get (:class:`Header`) is a flat list of :class:`Element` records in file order. Each
+keeps its raw value bytes and VR; decoding is on demand (:meth:`Header.text`,
+:meth:`Header.values`, :meth:`Header.numbers`, or the functions in :mod:`.values`). A record's
+``path`` says where it lives: ``()`` at the top level, ``((0x00081115, 0),)`` inside item 0 of
+ReferencedSeriesSequence, and so on. Private data elements carry the name of their private
+creator from the same data set level.
+
+Bad input never raises out of :func:`read_header` (unless ``strict=True``): the result has
+``error`` set (a clear message with the offset) and keeps the elements read before the problem;
+a source that ends early gives ``truncated=True``. Work is bounded: at most ``max_elements``
+elements, nesting at most :data:`MAX_DEPTH`, and never more bytes than the source holds (or
+``max_bytes``); every step moves forward, so no structure can make it loop.
+
+Speed: one pass with ``struct.unpack_from`` over a bytes buffer grown on demand from a 32 KiB
+first read; a record is a tuple (NamedTuple); pydicom is used only at import, to build the
+tag -> VR table for implicit VR.
+"""
+
+from __future__ import annotations
+
+import datetime
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from pydicom.datadict import DicomDictionary, RepeatersDictionary
+
+from dicomguard.errors import DicomFileError
+
+from .sources import ByteSource, SourceLike, as_source
+from .values import (
+    DEFAULT_CODECS,
+    codecs_for_charset,
+    decode_date,
+    decode_numbers,
+    decode_text,
+    text_values,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ELEMENTS",
+    "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
+    "EXPLICIT_VR_BIG_ENDIAN",
+    "EXPLICIT_VR_LITTLE_ENDIAN",
+    "IMPLICIT_VR_LITTLE_ENDIAN",
+    "MAX_DEPTH",
+    "PIXEL_DATA_TAGS",
+    "UNDEFINED_LENGTH",
+    "Element",
+    "Header",
+    "PixelInfo",
+    "read_header",
+]
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+MAX_DEPTH = 64
+DEFAULT_MAX_ELEMENTS = 1_000_000
+INITIAL_READ = 32 * 1024
+#: Upper bound of the inflated size of a deflated data set read for its header.
+MAX_INFLATED = 64 * 1024 * 1024
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+
+PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+_ITEM = 0xFFFEE000
+_ITEM_DELIM = 0xFFFEE00D
+_SEQ_DELIM = 0xFFFEE0DD
+
+# encoding modes
+_IMPLICIT, _EXPLICIT_LE, _EXPLICIT_BE = 0, 1, 2
+
+_VRS = ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+        "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+        "UR", "US", "UT", "UV")
+_VR_OF_BYTES: dict[bytes, str] = {v.encode("ascii"): v for v in _VRS}
+# VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2)
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV",
+                       "UV"})
+_LONG_VR_BYTES = frozenset(v.encode("ascii") for v in _LONG_VRS)
+
+
+def _build_implicit_vrs() -> tuple[dict[int, str], tuple[tuple[int, int, str], ...]]:
+    """tag -> VR from pydicom's dictionary; ambiguous VRs get the value-agnostic choice
+    (resolved later for US/SS), repeaters become (mask, value, vr)."""
+    ambiguous = {"OB or OW": "OW", "US or SS or OW": "OW", "US or OW": "OW",
+                 "US or SS": "US or SS"}
+    table: dict[int, str] = {}
+    for tag, entry in DicomDictionary.items():
+        vr = entry[0]
+        table[tag] = ambiguous.get(vr, vr)
+    repeaters: list[tuple[int, int, str]] = []
+    for key, entry in RepeatersDictionary.items():
+        mask = int("".join("0" if c == "x" else "F" for c in key), 16)
+        value = int(key.replace("x", "0"), 16)
+        repeaters.append((mask, value, ambiguous.get(entry[0], entry[0])))
+    return table, tuple(repeaters)
+
+
+_IMPLICIT_VRS, _REPEATERS = _build_implicit_vrs()
+
+
+def _implicit_vr_slow(tag: int) -> str:
+    group, elem = tag >> 16, tag & 0xFFFF
+    if group & 1:
+        return "LO" if 0x0010 <= elem <= 0x00FF else "UN"
+    if elem == 0:
+        return "UL"
+    for mask, value, vr in _REPEATERS:
+        if tag & mask == value:
+            return vr
+    return "UN"
+
+
+class Element(NamedTuple):
+    """One data element as read: raw value bytes and VR, nothing decoded.
+
+    ``path``: ((sequence tag, item index), ...) from the top level down; () at the top.
+    ``value``: raw bytes (b"" for a sequence; for an undefined-length non-sequence value, the
+    encapsulated items up to, not including, the sequence delimiter).
+    ``offset``: where the value starts in the data stream (file offset, or offset in the
+    inflated stream for deflated files). ``length``: the declared length
+    (:data:`UNDEFINED_LENGTH` for undefined). ``private_creator``: for a private data element
+    (odd group, element >= 0x1000) the value of its creator (gggg,00xx) at the same level.
+    """
+
+    path: tuple[tuple[int, int], ...]
+    tag: int
+    vr: str
+    value: bytes
+    offset: int
+    length: int
+    private_creator: str | None
+
+    @property
+    def group(self) -> int:
+        return self.tag >> 16
+
+    @property
+    def is_private(self) -> bool:
+        return bool((self.tag >> 16) & 1)
+
+    @property
+    def depth(self) -> int:
+        return len(self.path)
+
+    def tag_str(self) -> str:
+        return f"({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
+
+
+_new_element = tuple.__new__
+
+
+class PixelInfo(NamedTuple):
+    """The top-level pixel data element, seen but not read."""
+
+    tag: int
+    vr: str
+    offset: int                   # start of the value in the stream
+    length: int | None            # None: undefined length (encapsulated)
+    number_of_frames: int | None  # NumberOfFrames (0028,0008), when present
+    transfer_syntax: str | None
+
+    @property
+    def encapsulated(self) -> bool:
+        return self.length is None
+
+
+@dataclass(slots=True, eq=False)
+class Header:
+    """What :func:`read_header` read. ``error`` is None when everything read was well formed;
+    ``truncated`` is True when the source ended (or ``max_bytes`` was reached) before the data
+    set did."""
+
+    name: str = ""
+    is_dicom: bool = False
+    has_preamble: bool = False
+    meta: list[Element] = field(default_factory=list)
+    elements: list[Element] = field(default_factory=list)
+    transfer_syntax: str | None = None
+    implicit_vr: bool = False
+    little_endian: bool = True
+    deflated: bool = False
+    pixel: PixelInfo | None = None
+    truncated: bool = False
+    error: str | None = None
+    bytes_read: int = 0
+    dataset_offset: int = 0   # where the data set (after the meta group) starts in the stream
+    end_offset: int = 0       # where reading stopped: pixel data element start, or last byte
+    notes: list[str] = field(default_factory=list)
+    _top: dict[int, Element] | None = None
+    _codecs: tuple[str, ...] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.is_dicom and self.error is None
+
+    def _index(self) -> dict[int, Element]:
+        if self._top is None:
+            top = {e.tag: e for e in self.meta}
+            for e in self.elements:
+                if not e.path and e.tag not in top:
+                    top[e.tag] = e
+            self._top = top
+        return self._top
+
+    def get(self, tag: int) -> Element | None:
+        """The top-level (or meta) element with this tag, or None."""
+        return self._index().get(tag)
+
+    def __contains__(self, tag: int) -> bool:
+        return tag in self._index()
+
+    def top_level(self) -> Iterator[Element]:
+        return (e for e in self.elements if not e.path)
+
+    @property
+    def codecs(self) -> tuple[str, ...]:
+        """Python codecs from the top-level Specific Character Set (0008,0005)."""
+        if self._codecs is None:
+            cs = self.get(0x00080005)
+            self._codecs = codecs_for_charset(cs.value) if cs is not None else DEFAULT_CODECS
+        return self._codecs
+
+    def _elem(self, item: int | Element) -> Element | None:
+        return self.get(item) if isinstance(item, int) else item
+
+    def text(self, item: int | Element) -> str | None:
+        """The value as one string (padding stripped), or None when absent. Text VRs use the
+        character set; any other VR is shown as latin-1 text, which is rarely what you want."""
+        elem = self._elem(item)
+        if elem is None:
+            return None
+        return decode_text(elem.value, elem.vr, self.codecs)
+
+    def values(self, item: int | Element) -> list[str]:
+        """The values of a multi-valued text element; [] when absent or empty."""
+        elem = self._elem(item)
+        if elem is None:
+            return []
+        return text_values(elem.value, elem.vr, self.codecs)
+
+    def numbers(self, item: int | Element) -> list[int] | list[float]:
+        """Numbers of a binary numeric VR or of IS/DS; [] when absent."""
+        elem = self._elem(item)
+        if elem is None:
+            return []
+        little = self.little_endian or elem.tag >> 16 == 2
+        return decode_numbers(elem.value, elem.vr, little_endian=little)
+
+    def date(self, item: int | Element) -> datetime.date | None:
+        """A DA (or DT) value as datetime.date, or None."""
+        elem = self._elem(item)
+        return None if elem is None else decode_date(elem.value)
+
+
+class _Truncated(Exception):
+    """Internal: the data ran out."""
+
+
+class _Bad(Exception):
+    """Internal: malformed data (message says where)."""
+
+
+class _Buffer:
+    """The raw bytes read so far from a source, grown on demand, never past the source."""
+
+    __slots__ = ("data", "limit", "source", "total")
+
+    def __init__(self, source: ByteSource, max_bytes: int | None) -> None:
+        self.source = source
+        avail = source.available
+        limit = avail if avail is not None else (1 << 62)
+        if max_bytes is not None:
+            limit = min(limit, max_bytes)
+        self.limit = limit
+        self.total = source.size
+        self.data = source.read(0, min(INITIAL_READ, limit))
+
+    def need(self, end: int) -> bool:
+        """Make ``end`` bytes available if the source has them; False when it does not."""
+        data = self.data
+        have = len(data)
+        if end <= have:
+            return True
+        if end > self.limit or have >= self.limit:
+            return False
+        target = min(max(end, have * 2), self.limit)
+        more = self.source.read(have, target - have)
+        if more:
+            self.data = data = data + more
+        if len(data) < target:  # the source ended early: nothing more will come
+            self.limit = len(data)
+        return len(data) >= end
+
+    @property
+    def is_prefix(self) -> bool:
+        """True when the object is larger than what we may read (a cut source / max_bytes)."""
+        return self.total is None or self.total > self.limit
+
+
+class _Inflated:
+    """The inflated stream of a deflated data set, produced on demand from a _Buffer."""
+
+    __slots__ = ("_done", "_in_pos", "_raw", "_z", "data", "limit")
+
+    def __init__(self, raw: _Buffer, start: int, max_bytes: int | None) -> None:
+        self._raw = raw
+        self._in_pos = start
+        self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+        self.data = b""
+        self._done = False
+        self.limit = MAX_INFLATED if max_bytes is None else min(MAX_INFLATED, max_bytes)
+
+    def need(self, end: int) -> bool:
+        if end <= len(self.data):
+            return True
+        if end > self.limit:
+            return False
+        chunks = [self.data]
+        have = len(self.data)
+        want = min(max(end, have * 2, INITIAL_READ), self.limit)
+        z = self._z
+        try:
+            while have < want and not self._done:
+                room = want - have
+                if z.unconsumed_tail:
+                    out = z.decompress(z.unconsumed_tail, room)
+                else:
+                    raw = self._raw
+                    if not raw.need(self._in_pos + 1):
+                        self._done = True
+                        break
+                    chunk_end = min(len(raw.data), self._in_pos + 65536)
+                    if chunk_end <= self._in_pos:
+                        raw.need(self._in_pos + 65536)
+                        chunk_end = min(len(raw.data), self._in_pos + 65536)
+                    chunk = raw.data[self._in_pos:chunk_end]
+                    self._in_pos = chunk_end
+                    out = z.decompress(chunk, room)
+                if z.eof:
+                    self._done = True
+                chunks.append(out)
+                have += len(out)
+        except zlib.error as exc:
+            self._done = True
+            self.data = b"".join(chunks)
+            raise _Bad(f"deflated data set is corrupt: {exc}") from None
+        self.data = b"".join(chunks)
+        return have >= end
+
+    @property
+    def is_prefix(self) -> bool:
+        return not self._done or self._raw.is_prefix
+
+
+def _creator_name(raw: bytes) -> str:
+    return raw.decode("latin_1").strip(" \x00")
+
+
+class _Parser:
+    """One pass over one data stream. Raises _Truncated / _Bad; ``elements`` keeps what was
+    read before either."""
+
+    def __init__(self, buf: _Buffer | _Inflated, max_elements: int, *, probe: bool = False) -> None:
+        self.buf = buf
+        self.elements: list[Element] = []
+        self.max_elements = max_elements
+        self.probe = probe  # sniffing: require ascending tags at the top level
+        self.pixel: tuple[int, str, int, int] | None = None
+        self.signed_pixels = False
+        self.stop = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def _need(self, end: int) -> bytes:
+        if not self.buf.need(end):
+            raise _Truncated
+        return self.buf.data
+
+    def _bad(self, msg: str, pos: int) -> _Bad:
+        return _Bad(f"{msg} at offset {pos}")
+
+    # -- data sets -----------------------------------------------------------------------
+    def dataset(self, pos: int, end: int | None, path: tuple[tuple[int, int], ...], depth: int,
+                mode: int, kind: int) -> int:
+        """Read a data set from ``pos``. kind 0: top level (to the end of the stream or pixel
+        data), 1: defined-length item (to ``end``), 2: undefined-length item (to its
+        delimitation item, never past ``end`` when given). Returns the position after it."""
+        buf = self.buf
+        data = buf.data
+        size = len(data)
+        elements = self.elements
+        append = elements.append
+        creators: dict[int, str] = {}
+        little = mode != _EXPLICIT_BE
+        head_fmt = "<HHL" if mode == _IMPLICIT else ("<HH2sH" if little else ">HH2sH")
+        long_fmt = "<L" if little else ">L"
+        implicit = mode == _IMPLICIT
+        vr_of = _VR_OF_BYTES
+        long_vrs = _LONG_VR_BYTES
+        implicit_vrs = _IMPLICIT_VRS
+        unpack = struct.unpack_from
+        prev_tag = -1
+        top = kind == 0
+        max_elements = self.max_elements
+        while True:
+            if end is not None and pos >= end:
+                if pos > end:
+                    raise self._bad("element runs past the end of its item", pos)
+                if kind == 2:
+                    raise self._bad("item without delimitation item", pos)
+                return pos
+            if pos + 12 > size:
+                if not buf.need(pos + 12) and not buf.need(pos + 8):
+                    if top and len(buf.data) == pos:
+                        return pos  # clean end of the stream
+                    raise _Truncated
+                data = buf.data
+                size = len(data)
+            if implicit:
+                group, elem, length = unpack(head_fmt, data, pos)
+                vrb = b""
+            else:
+                group, elem, vrb, length = unpack(head_fmt, data, pos)
+            tag = group << 16 | elem
+            if group == 0xFFFE:
+                if tag == _ITEM_DELIM and kind == 2:
+                    return pos + 8
+                raise self._bad(f"unexpected delimiter or item tag ({group:04X},{elem:04X})", pos)
+            if top:
+                if tag <= prev_tag and self.probe:
+                    raise self._bad("tags not ascending", pos)
+                prev_tag = tag
+                if tag in PIXEL_DATA_TAGS:
+                    if implicit:
+                        vrname = "OW" if tag == 0x7FE00010 else implicit_vrs.get(tag, "OW")
+                        pos += 8
+                    else:
+                        vrname = vr_of.get(vrb, "OB")
+                        data = self._need(pos + 12)
+                        length = unpack(long_fmt, data, pos + 8)[0]
+                        pos += 12
+                    self.pixel = (tag, vrname, pos, length)
+                    self.stop = pos
+                    return pos
+            if implicit:
+                vr = implicit_vrs.get(tag)
+                if vr is None:
+                    vr = _implicit_vr_slow(tag)
+                elif vr == "US or SS":
+                    vr = "SS" if self.signed_pixels else "US"
+                start = pos + 8
+            else:
+                vr = vr_of.get(vrb)
+                if vr is None:
+                    raise self._bad(f"invalid VR {vrb!r} for ({group:04X},{elem:04X})", pos)
+                if vrb in long_vrs:
+                    if pos + 12 > size:
+                        data = self._need(pos + 12)
+                        size = len(data)
+                    length = unpack(long_fmt, data, pos + 8)[0]
+                    start = pos + 12
+                else:
+                    start = pos + 8
+            if len(elements) >= max_elements:
+                raise self._bad(f"more than {max_elements} elements", pos)
+            creator = None
+            if group & 1 and elem >= 0x1000:
+                creator = creators.get(group << 8 | elem >> 8)
+            if length == UNDEFINED_LENGTH:
+                if vr == "SQ":
+                    sub_mode = mode
+                elif vr == "UN":
+                    # an undefined-length UN holds a sequence in implicit VR LE (PS3.5 6.2.2);
+                    # in implicit VR, an unknown tag with undefined length is a sequence too
+                    sub_mode = _IMPLICIT
+                    vr = "SQ"
+                else:
+                    value, pos = self._encapsulated(start, end, little)
+                    append(_new_element(Element, (path, tag, vr, value, start,
+                                                  UNDEFINED_LENGTH, creator)))
+                    data = buf.data
+                    size = len(data)
+                    continue
+                append(_new_element(Element, (path, tag, vr, b"", start, UNDEFINED_LENGTH,
+                                              creator)))
+                pos = self.sequence(start, end, path, tag, depth + 1, sub_mode)
+                data = buf.data
+                size = len(data)
+                continue
+            stop = start + length
+            if end is not None and stop > end:
+                raise self._bad(f"length {length} of ({group:04X},{elem:04X}) runs past the "
+                                f"end of its item", pos)
+            if vr == "SQ":
+                append(_new_element(Element, (path, tag, vr, b"", start, length, creator)))
+                self.sequence(start, stop, path, tag, depth + 1, mode)
+                data = buf.data
+                size = len(data)
+                pos = stop
+                continue
+            if stop > size:
+                data = self._need(stop)
+                size = len(data)
+            value = data[start:stop]
+            append(_new_element(Element, (path, tag, vr, value, start, length, creator)))
+            if group & 1:
+                if 0x0010 <= elem <= 0x00FF:
+                    creators[group << 8 | elem] = _creator_name(value)
+            elif tag == 0x00280103 and top:
+                self.signed_pixels = value[:2] in (b"\x01\x00", b"\x00\x01")
+            pos = stop
+
+    def sequence(self, pos: int, end: int | None, path: tuple[tuple[int, int], ...], tag: int,
+                 depth: int, mode: int) -> int:
+        """Read the items of a sequence; returns the position after it."""
+        if depth > MAX_DEPTH:
+            raise self._bad(f"sequences nested deeper than {MAX_DEPTH}", pos)
+        fmt = "<HHL" if mode != _EXPLICIT_BE else ">HHL"
+        index = 0
+        while True:
+            if end is not None and pos >= end:
+                if pos > end:
+                    raise self._bad("item runs past the end of its sequence", pos)
+                return pos
+            data = self._need(pos + 8)
+            group, elem, length = struct.unpack_from(fmt, data, pos)
+            item = group << 16 | elem
+            if item == _ITEM:
+                sub = (*path, (tag, index))
+                if length == UNDEFINED_LENGTH:
+                    pos = self.dataset(pos + 8, end, sub, depth, mode, 2)
+                else:
+                    stop = pos + 8 + length
+                    if end is not None and stop > end:
+                        raise self._bad("item length runs past the end of its sequence", pos)
+                    self.dataset(pos + 8, stop, sub, depth, mode, 1)
+                    pos = stop
+                index += 1
+            elif item == _SEQ_DELIM and end is None:
+                return pos + 8
+            else:
+                raise self._bad(f"expected an item, found ({group:04X},{elem:04X})", pos)
+
+    def _encapsulated(self, start: int, end: int | None, little: bool) -> tuple[bytes, int]:
+        """Walk the items of an undefined-length non-sequence value to its delimiter."""
+        fmt = "<HHL" if little else ">HHL"
+        pos = start
+        while True:
+            if end is not None and pos + 8 > end:
+                raise self._bad("encapsulated value runs past the end of its item", pos)
+            data = self._need(pos + 8)
+            group, elem, length = struct.unpack_from(fmt, data, pos)
+            item = group << 16 | elem
+            if item == _SEQ_DELIM:
+                return data[start:pos], pos + 8
+            if item != _ITEM or length == UNDEFINED_LENGTH:
+                raise self._bad(f"expected a fragment item, found ({group:04X},{elem:04X})", pos)
+            pos += 8 + length
+            self._need(pos)
+
+    def meta(self, pos: int) -> int:
+        """Read group 0002 (explicit VR LE, or implicit when the writer got it wrong)."""
+        buf = self.buf
+        while True:
+            if not buf.need(pos + 8):
+                if len(buf.data) == pos:
+                    return pos
+                raise _Truncated
+            data = buf.data
+            group = struct.unpack_from("<H", data, pos)[0]
+            if group != 0x0002:
+                return pos
+            mode = _EXPLICIT_LE if data[pos + 4:pos + 6] in _VR_OF_BYTES else _IMPLICIT
+            # read exactly one element with the general code, bounded to group 0002
+            if len(self.elements) >= self.max_elements:
+                raise self._bad(f"more than {self.max_elements} elements", pos)
+            pos = self._one(pos, mode)
+
+    def _one(self, pos: int, mode: int) -> int:
+        """Read one top-level non-sequence element (used for the meta group)."""
+        data = self._need(pos + 8)
+        group, elem = struct.unpack_from("<HH", data, pos)
+        tag = group << 16 | elem
+        if mode == _EXPLICIT_LE:
+            vrb = data[pos + 4:pos + 6]
+            vr = _VR_OF_BYTES[vrb]
+            if vrb in _LONG_VR_BYTES:
+                data = self._need(pos + 12)
+                length = struct.unpack_from("<L", data, pos + 8)[0]
+                start = pos + 12
+            else:
+                length = struct.unpack_from("<H", data, pos + 6)[0]
+                start = pos + 8
+        else:
+            vr = _IMPLICIT_VRS.get(tag) or _implicit_vr_slow(tag)
+            length = struct.unpack_from("<L", data, pos + 4)[0]
+            start = pos + 8
+        if length == UNDEFINED_LENGTH or vr == "SQ":
+            raise self._bad(f"sequence or undefined length in the meta group ({tag:08X})", pos)
+        data = self._need(start + length)
+        self.elements.append(_new_element(Element, ((), tag, vr, data[start:start + length],
+                                                    start, length, None)))
+        return start + length
+
+
+def _mode_for(ts: str | None) -> tuple[int, bool]:
+    """(mode, deflated) for a transfer syntax UID; unknown ones are explicit VR LE (all
+    encapsulated syntaxes are)."""
+    if ts == IMPLICIT_VR_LITTLE_ENDIAN:
+        return _IMPLICIT, False
+    if ts == EXPLICIT_VR_BIG_ENDIAN:
+        return _EXPLICIT_BE, False
+    if ts in (DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, "1.2.840.10008.1.2.1.99.1"):
+        return _EXPLICIT_LE, True
+    return _EXPLICIT_LE, False
+
+
+def _looks_explicit(data: bytes, pos: int) -> bool | None:
+    """Whether the element at ``pos`` has an explicit VR; None when there is no data."""
+    if len(data) < pos + 6:
+        return None
+    return data[pos + 4:pos + 6] in _VR_OF_BYTES
+
+
+def _probe(buf: _Buffer | _Inflated, pos: int, mode: int,
+           first_groups: tuple[int, ...] | None) -> bool:
+    """A cautious check that a data set in ``mode`` starts at ``pos`` (used without DICM)."""
+    parser = _Parser(buf, 8, probe=True)
+    try:
+        parser.dataset(pos, None, (), 0, mode, 0)
+    except _Truncated:
+        pass
+    except _Bad as exc:
+        if "more than" not in str(exc):
+            return False
+    elems = parser.elements
+    if not elems or (first_groups is not None and elems[0].tag >> 16 not in first_groups):
+        return False
+    if mode == _IMPLICIT:
+        # every probed public tag must be a known attribute (or a group length)
+        for e in elems:
+            if not e.tag >> 16 & 1 and e.tag & 0xFFFF and e.tag not in _IMPLICIT_VRS:
+                return False
+    return len(elems) >= 2 or len(buf.data) <= pos + 8 + len(elems[0].value) + 8
+
+
+def read_header(source: SourceLike, *, max_bytes: int | None = None,
+                max_elements: int = DEFAULT_MAX_ELEMENTS, strict: bool = False) -> Header:
+    """Read the header (everything before the pixel data) of a DICOM file.
+
+    ``source``: a path, bytes (a whole file, or a prefix: see :class:`.sources.BytesSource`),
+    or any :class:`.sources.ByteSource`. ``max_bytes``: read at most this many bytes of the
+    source (the result is ``truncated`` if the header needs more). ``strict``: raise
+    :class:`~dicomguard.errors.DicomFileError` instead of returning a header with ``error``.
+    A file that is not DICOM gives ``is_dicom=False`` and no error.
+    """
+    header = Header()
+    try:
+        src = as_source(source)
+    except OSError as exc:
+        header.name = str(source) if isinstance(source, str) else ""
+        header.error = f"cannot open: {exc.strerror or exc}"
+        if strict:
+            raise DicomFileError(header.error) from exc
+        return header
+    header.name = src.name
+    try:
+        _read(src, header, max_bytes, max_elements)
+    except OSError as exc:
+        header.error = f"read failed: {exc.strerror or exc}"
+    finally:
+        if not isinstance(source, ByteSource):
+            src.close()
+    if strict and header.error is not None:
+        raise DicomFileError(f"{header.name}: {header.error}")
+    return header
+
+
+def _read(src: ByteSource, header: Header, max_bytes: int | None, max_elements: int) -> None:
+    buf = _Buffer(src, max_bytes)
+    try:
+        _read_buffer(buf, header, max_elements)
+    finally:
+        header.bytes_read = len(buf.data)
+
+
+def _read_buffer(buf: _Buffer, header: Header, max_elements: int) -> None:
+    buf.need(132)
+    data = buf.data
+    pos = 0
+    meta_parser = _Parser(buf, max_elements)
+    dataset_mode: int | None = None
+    if data[128:132] == b"DICM":
+        header.has_preamble = True
+        pos = 132
+    elif len(data) >= 8 and struct.unpack_from("<H", data, 0)[0] == 0x0002 and (
+            data[4:6] in _VR_OF_BYTES):
+        pos = 0  # meta group without preamble
+    else:
+        for mode in (_EXPLICIT_LE, _IMPLICIT, _EXPLICIT_BE):
+            if _probe(buf, 0, mode, (0x0008,)):
+                dataset_mode = mode
+                header.notes.append("no preamble or DICM prefix: data set recognised by content")
+                break
+        else:
+            header.truncated = len(buf.data) < 132 and buf.is_prefix
+            return
+    header.is_dicom = True
+    if dataset_mode is None:
+        try:
+            pos = meta_parser.meta(pos)
+        except _Truncated:
+            header.meta = meta_parser.elements
+            header.truncated = True
+            _note_end_of_data(header, buf, pos)
+            return
+        except _Bad as exc:
+            header.meta = meta_parser.elements
+            header.error = f"file meta information: {exc}"
+            return
+        header.meta = meta_parser.elements
+        for e in header.meta:
+            if e.tag == 0x00020010:
+                header.transfer_syntax = e.value.decode("latin_1").strip(" \x00") or None
+        mode, deflated = _mode_for(header.transfer_syntax)
+    else:
+        mode, deflated = dataset_mode, False
+    header.dataset_offset = pos
+    stream: _Buffer | _Inflated = buf
+    if deflated:
+        header.deflated = True
+        stream = _Inflated(buf, pos, None)
+        pos = 0
+    try:
+        stream.need(pos + 8)
+    except _Bad as exc:
+        header.error = str(exc)
+        return
+    sniff = _looks_explicit(stream.data, pos)
+    if sniff is not None and dataset_mode is None and not deflated:
+        if mode != _IMPLICIT and not sniff and _probe(stream, pos, _IMPLICIT, (0x0008,)):
+            header.notes.append("transfer syntax says explicit VR but the data set is implicit")
+            mode = _IMPLICIT
+        elif mode == _IMPLICIT and sniff and _probe(stream, pos, _EXPLICIT_LE, (0x0008,)):
+            header.notes.append("transfer syntax says implicit VR but the data set is explicit")
+            mode = _EXPLICIT_LE
+        elif header.transfer_syntax is None and not sniff and _probe(
+                stream, pos, _IMPLICIT, None):
+            mode = _IMPLICIT
+    header.implicit_vr = mode == _IMPLICIT
+    header.little_endian = mode != _EXPLICIT_BE
+    parser = _Parser(stream, max(0, max_elements - len(header.meta)))
+    try:
+        header.end_offset = parser.dataset(pos, None, (), 0, mode, 0)
+    except _Truncated:
+        header.truncated = True
+        _note_end_of_data(header, stream, pos)
+    except _Bad as exc:
+        header.error = str(exc)
+    except RecursionError:  # defensive: MAX_DEPTH keeps us far below the interpreter's limit
+        header.error = "sequences nested too deeply"
+    header.elements = parser.elements
+    if parser.pixel is not None:
+        tag, vr, offset, length = parser.pixel
+        frames = None
+        nof = header.get(0x00280008)
+        if nof is not None:
+            nums = decode_numbers(nof.value, "IS")
+            frames = int(nums[0]) if nums else None
+        header.pixel = PixelInfo(tag, vr, offset, None if length == UNDEFINED_LENGTH else length,
+                                 frames, header.transfer_syntax)
+        header.end_offset = parser.stop
+
+
+def _note_end_of_data(header: Header, stream: _Buffer | _Inflated, pos: int) -> None:
+    """Truncated: say so as an error too when the whole source was read (a cut file or a
+    length pointing past its end), not when we only had a prefix."""
+    header.end_offset = len(stream.data)
+    if not stream.is_prefix:
+        header.error = (f"data ends inside an element (file cut short, or a length that runs "
+                        f"past the end) after {len(stream.data)} bytes")
