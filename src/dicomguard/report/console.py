@@ -86,8 +86,11 @@ def short_form(data: Mapping[str, Any], limit: int = MAX_SHORT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _severity_cell(severity: Severity) -> Text:
-    return Text(severity.label(), style=SEVERITY_STYLE[severity])
+def _severity_cell(severity: Severity, status: Status = Status.FAIL) -> Text:
+    """The severity, coloured when the check failed; dim otherwise (it is then only the severity
+    the problem would have)."""
+    return Text(severity.label(),
+                style=SEVERITY_STYLE[severity] if status is Status.FAIL else "dim")
 
 
 def _status_cell(status: Status) -> Text:
@@ -127,7 +130,7 @@ def render_findings(console: Console, findings: Iterable[Finding], *,
             detail = Text(f"error: {safe_text(f.error or 'unknown error')}", style="magenta")
         else:
             detail = Text(short_form(f.evidence))
-        table.add_row(Text(f.check_id, style="bold"), _severity_cell(f.severity),
+        table.add_row(Text(f.check_id, style="bold"), _severity_cell(f.severity, f.status),
                       _status_cell(f.status), Text(safe_text(f.endpoint)), title, detail)
     if hidden:
         table.caption = f"{hidden} passed checks not shown"
