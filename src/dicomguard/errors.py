@@ -34,7 +34,8 @@ class OutOfScopeError(ScopeError):
         self.address = address
         self.port = port
         where = address if port is None else f"{address}:{port}"
-        super().__init__(f"{where} is outside the scan scope; connection refused by the scope guard")
+        super().__init__(
+            f"{where} is outside the scan scope; connection refused by the scope guard")
 
 
 class ConnectivityError(DicomguardError):

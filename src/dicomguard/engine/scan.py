@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from dicomguard import checks
 from dicomguard.engine.evaluate import dicom_service, evaluate_dicom
@@ -56,14 +57,22 @@ class EndpointResult:
     seconds: float = 0.0
 
 
-class Observer:
-    """Progress hooks; the CLI subclasses it for the Rich progress bar and incremental saves."""
+class Observer(Protocol):
+    """Progress hooks: the CLI implements them for the Rich progress bar and incremental saves."""
 
     def started(self, total: int | None) -> None:
         """total: endpoints to probe when known."""
 
     def endpoint_done(self, result: EndpointResult) -> None:
         """Called once per endpoint, in completion order."""
+
+
+class NullObserver:
+    def started(self, total: int | None) -> None:
+        pass
+
+    def endpoint_done(self, result: EndpointResult) -> None:
+        pass
 
 
 def endpoints_of(targets: Iterable[Target], ports: tuple[int, ...]) -> Iterator[Endpoint]:
@@ -119,7 +128,7 @@ async def scan_async(targets: Iterable[Target], cfg: ScanConfig, *, guard: Guard
     Cancellation (Ctrl-C) stops the scan: results already delivered to the observer are kept
     by the caller; pending probes are cancelled and their sockets closed.
     """
-    observer = observer or Observer()
+    observer = observer or NullObserver()
     connector = connector or Connector(guard, rate=cfg.rate, per_host=cfg.per_host,
                                        connect_timeout=cfg.connect_timeout)
     observer.started(total)

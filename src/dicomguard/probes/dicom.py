@@ -350,7 +350,9 @@ class DicomProber:
                         try:
                             mv = await assoc.c_move(sop_catalogue.STUDY_ROOT_MOVE, ident,
                                                     move_destination=random_ae("DGNODEST"))
-                            out = replace(out, move_status=mv.status)
+                            out = replace(out, move_status=mv.status,
+                                          move_error=None if mv.status is not None
+                                          else mv.error or "no final C-MOVE response")
                         except DicomguardError as exc:
                             out = replace(out, move_error=str(exc))
                     if assoc.accepted(sop_catalogue.STUDY_ROOT_GET) and study_uid:
@@ -358,7 +360,9 @@ class DicomProber:
                             got = await assoc.c_get(sop_catalogue.STUDY_ROOT_GET, ident,
                                                     max_instances=1)
                             out = replace(out, get_status=got.status,
-                                          get_instances=got.instances_received)
+                                          get_instances=got.instances_received,
+                                          get_error=None if got.status is not None
+                                          else got.move.error or "no final C-GET response")
                         except DicomguardError as exc:
                             out = replace(out, get_error=str(exc))
                 finally:

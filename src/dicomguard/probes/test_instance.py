@@ -10,14 +10,14 @@ import datetime
 import secrets
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
-SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+SECONDARY_CAPTURE = UID("1.2.840.10008.5.1.4.1.1.7")
 LABEL = "DICOMGUARD SECURITY TEST - SAFE TO DELETE"
 
 
-def _uid() -> str:
-    return f"2.25.{secrets.randbits(120)}"
+def _uid() -> UID:
+    return UID(f"2.25.{secrets.randbits(120)}")
 
 
 def make_test_instance() -> Dataset:
