@@ -247,8 +247,9 @@ async def associate(
 ) -> Association:
     """Request an association (PS3.8 7.1) and return it once a valid A-ASSOCIATE-AC arrived.
 
-    ``scp_scu_roles`` lists SOP classes for which we propose the SCP role only (PS3.7 D.3.3.4),
-    as C-GET needs for the storage classes it wants to receive.
+    ``scp_scu_roles`` lists SOP classes for which we propose both the SCU and the SCP role
+    (PS3.7 D.3.3.4): C-GET needs the SCP role for the storage classes it receives, and keeping
+    SCU lets the same context carry our own C-STORE.
 
     Raises AssociationRejected (well-formed A-ASSOCIATE-RJ), ProtocolError (anything else that
     is not a valid A-ASSOCIATE-AC, A-ABORT, early close), ReadTimeout (no complete PDU within
@@ -256,7 +257,7 @@ async def associate(
     The connection is left open on failure; its owner closes it.
     """
     proposed = tuple(contexts)
-    roles = tuple(RoleSelection(uid, False, True) for uid in scp_scu_roles)
+    roles = tuple(RoleSelection(uid, True, True) for uid in scp_scu_roles)
     request = encode_associate_rq(
         called_ae,
         calling_ae,
