@@ -184,6 +184,11 @@ class _Started:
     ports: tuple[tuple[str, int], ...]
 
 
+#: Children started by this interpreter, kept so that stop_lab can reap them (no zombies, no
+#: "subprocess still running" ResourceWarning) when the lab is stopped by the same process.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class _Launcher:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
@@ -208,6 +213,7 @@ class _Launcher:
                 list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=cwd or self.state_dir, env=env, start_new_session=True,
             )
+        _CHILDREN[proc.pid] = proc
         start_time = _proc_start_time(proc.pid) or ""
         (self.pid_dir / f"{name}.pid").write_text(f"{proc.pid} {start_time}\n")
         started = _Started(name, proc.pid, log, tuple(ports))
@@ -243,8 +249,12 @@ def _read_pidfile(path: Path) -> tuple[int, str | None] | None:
         return None
 
 
-def stop_lab(state_dir: Path, *, timeout: float = 10.0) -> None:
-    """Stop every lab process recorded under state_dir (whole process groups). Idempotent."""
+def stop_lab(state_dir: Path, *, grace: float = 1.0) -> None:
+    """Stop every lab process recorded under state_dir (whole process groups). Idempotent.
+
+    SIGTERM first; what still runs after `grace` seconds (Orthanc takes about 3 s to shut down
+    cleanly, and the lab's state is rebuilt at every start) gets SIGKILL.
+    """
     pid_dir = Path(state_dir) / "pids"
     if not pid_dir.is_dir():
         return
@@ -253,20 +263,31 @@ def stop_lab(state_dir: Path, *, timeout: float = 10.0) -> None:
         entry = _read_pidfile(pidfile)
         if entry is None or not _alive(*entry):
             pidfile.unlink(missing_ok=True)
+            if entry is not None:
+                _reap(entry[0])
             continue
         victims.append((pidfile, *entry))
     for _, pid, _ in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)  # each service leads its own session and group
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + grace
     for pidfile, pid, start in victims:
         while _alive(pid, start) and time.monotonic() < deadline:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # the rest of the group (forked children), if any
-        while _alive(pid, start) and time.monotonic() < deadline + 2:
+        while _alive(pid, start) and time.monotonic() < deadline + 5:
             time.sleep(0.05)
         pidfile.unlink(missing_ok=True)
+    for _, pid, _ in victims:
+        _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    proc = _CHILDREN.pop(pid, None)
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=2.0)
 
 
 def lab_status(state_dir: Path, *, timeout: float = 1.0) -> list[ServiceStatus]:
@@ -483,9 +504,10 @@ def _start(
     launcher: _Launcher,
     use_products: bool,
 ) -> LabManifest:
+    for leftover in ("data", "config", *NAMES):  # a lab always starts from a clean state
+        if (state_dir / leftover).is_dir():
+            shutil.rmtree(state_dir / leftover)
     data_dir = state_dir / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
     data = synthetic.generate(data_dir, seed)
     counts = _Counts(patients=len(data.patients), studies=data.studies, series=data.series,
                      instances=data.instances)
