@@ -211,12 +211,17 @@ def scan(
     db: Annotated[str | None, typer.Option(
         "--db", help="Database URL (default: SQLite in the user data dir; 'none' to skip)")
     ] = None,
-    rate: Annotated[float, typer.Option("--rate", help="New connections per second")] = 200.0,
+    rate: Annotated[float, typer.Option(
+        "--rate", help="New connections per second for the whole scan (0: no limit)")] = 200.0,
     per_host: Annotated[int, typer.Option("--per-host", help="Connections per host at once")
                         ] = 2,
     connect_timeout: Annotated[float, typer.Option("--connect-timeout")] = 3.0,
     read_timeout: Annotated[float, typer.Option("--read-timeout")] = 5.0,
     no_tls: Annotated[bool, typer.Option("--no-tls", help="Skip TLS handshakes")] = False,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Association + C-ECHO + fingerprint + release only: no SOP class "
+                        "catalogue, no C-FIND, no TLS (discovery sweeps of large ranges)")
+    ] = False,
     show_pass: Annotated[bool, typer.Option("--show-pass", help="List passed checks too")
                          ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
@@ -237,11 +242,16 @@ def scan(
         raise _fail(str(exc)) from exc
     port_list = _parse_ports([only_ports]) if only_ports else tuple(
         dict.fromkeys(DEFAULT_PORTS + _parse_ports(ports or [])))
+    for title in aet or ():
+        if not (0 < len(title.strip()) <= 16 and title.isprintable() and "\\" not in title):
+            raise _fail(f"--aet {title!r}: an AE title has 1 to 16 printable characters")
     if per_host < 1 or rate < 0 or connect_timeout <= 0 or read_timeout <= 0:
         raise _fail("--per-host must be >= 1; --rate >= 0; timeouts > 0")
     probe_cfg = DicomProbeConfig(read_timeout=read_timeout, known_aets=tuple(aet or ()),
                                  guess_aet=guess_aet, max_records=max_records,
-                                 intrusive=intrusive, show_phi=show_phi, tls=not no_tls)
+                                 intrusive=intrusive, show_phi=show_phi,
+                                 tls=not (no_tls or quick), query=not quick,
+                                 negotiate_catalogue=not quick)
     err.print(f"dicomguard {__version__}: scope {scope.describe()}; ports "
               f"{','.join(map(str, port_list))}"
               + ("; [bold yellow]INTRUSIVE tests enabled[/]" if intrusive else ""))

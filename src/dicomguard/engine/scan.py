@@ -94,12 +94,12 @@ async def probe_endpoint(endpoint: Endpoint, connector: Connector,
                          cfg: ScanConfig) -> EndpointResult:
     start = time.monotonic()
     try:
-        facts = await asyncio.wait_for(dicom_probe.probe(endpoint, connector, cfg.dicom),
-                                       cfg.endpoint_budget)
+        async with asyncio.timeout(cfg.endpoint_budget):
+            facts = await dicom_probe.probe(endpoint, connector, cfg.dicom)
     except TimeoutError:
         return _failed(endpoint, cfg, f"endpoint budget of {cfg.endpoint_budget:g} s exhausted",
                        time.monotonic() - start)
-    except Exception as exc:
+    except Exception as exc:  # a probe bug must not end the scan; reported as ERROR
         return _failed(endpoint, cfg, f"probe crashed: {type(exc).__name__}: {exc}",
                        time.monotonic() - start)
     seconds = time.monotonic() - start
@@ -148,8 +148,7 @@ async def scan_async(targets: Iterable[Target], cfg: ScanConfig, *, guard: Guard
 
     try:
         for endpoint in endpoints_of(targets, cfg.ports):
-            connector.check_scope(endpoint.address, endpoint.port)
-            await slots.acquire()
+            await slots.acquire()  # the connector refuses out-of-scope addresses itself
             task = asyncio.create_task(probe_endpoint(endpoint, connector, cfg))
             tasks.add(task)
             task.add_done_callback(done)

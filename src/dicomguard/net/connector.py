@@ -101,10 +101,9 @@ class Connector:
                     await self.limiter.acquire()
                 self.attempts += 1
                 try:
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(address, port, limit=1 << 20),
-                        timeout=self.connect_timeout,
-                    )
+                    async with asyncio.timeout(self.connect_timeout):
+                        reader, writer = await asyncio.open_connection(address, port,
+                                                                       limit=1 << 20)
                 except TimeoutError as exc:
                     raise ConnectTimeout(address, port, protocol, "connect timed out") from exc
                 except OSError as exc:
@@ -134,7 +133,8 @@ async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> No
     """Close a stream promptly; never wait long on a peer that does not read."""
     try:
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), timeout)
+        async with asyncio.timeout(timeout):
+            await writer.wait_closed()
     except (OSError, TimeoutError):
         writer.transport.abort()
     except asyncio.CancelledError:

@@ -26,6 +26,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pydicom.dataset import Dataset
 
@@ -140,83 +141,80 @@ class _FindTally:
 
 
 class DicomProber:
-    """Probes one endpoint; one association open at a time (the per-host cap stays exact)."""
+    """Probes one endpoint; one association open at a time (the per-host cap stays exact).
+
+    Facts accumulate in a plain dict while the probe runs and are frozen once at the end.
+    """
 
     def __init__(self, connector: Connector, cfg: DicomProbeConfig) -> None:
         self.connector = connector
         self.cfg = cfg
+        uids = sop_catalogue.ALL_UIDS if cfg.negotiate_catalogue else (
+            sop_catalogue.VERIFICATION,)
+        self.contexts = _contexts(uids)
 
     async def probe(self, endpoint: Endpoint) -> DicomFacts:
         cfg = self.cfg
-        facts = DicomFacts(endpoint=endpoint)
-        uids = sop_catalogue.ALL_UIDS if cfg.negotiate_catalogue else (
-            sop_catalogue.VERIFICATION,)
-        contexts = _contexts(uids)
-
-        wildcard, session = await self._session(endpoint, cfg.called_ae, contexts, facts)
-        facts = session.facts
-        facts = replace(facts, wildcard=wildcard)
-        if wildcard.error and not facts.is_dicom:
-            facts = replace(facts, error=wildcard.error)
-            if cfg.tls:
-                tls = await probe_tls(self.connector, endpoint.address, endpoint.port,
-                                      timeout=cfg.tls_timeout)
-                facts = replace(facts, tls=tls)
-            return facts
+        acc: dict[str, Any] = {"extra": {}}
+        wildcard = await self._session(endpoint, cfg.called_ae, acc)
+        acc["wildcard"] = wildcard
+        if wildcard.error and not acc.get("is_dicom"):
+            acc["error"] = wildcard.error
+            # Something answered, but not DICOM: it may be DICOM over TLS. Not after a refused
+            # or timed-out connection: a TLS server would have answered our bytes at once.
+            if cfg.tls and isinstance(wildcard.failure, ProtocolError):
+                acc["tls"] = await probe_tls(self.connector, endpoint.address, endpoint.port,
+                                             timeout=cfg.tls_timeout)
+            return DicomFacts(endpoint=endpoint, **acc)
 
         if not wildcard.accepted and wildcard.called_ae_refused:
             candidates = list(dict.fromkeys(
                 list(cfg.known_aets) + (list(VENDOR_DEFAULT_AETS) if cfg.guess_aet else [])))
             attempts = []
             for called in candidates:
-                attempt, t2 = await self._session(endpoint, called, contexts, facts)
+                attempt = await self._session(endpoint, called, acc)
                 attempts.append(attempt)
-                facts = t2.facts
                 if attempt.accepted or attempt.calling_ae_refused:
                     break
-            facts = replace(facts, known_ae_attempts=tuple(attempts))
+            acc["known_ae_attempts"] = tuple(attempts)
             if any(a.calling_ae_refused for a in attempts):
-                facts = replace(facts, random_calling_accepted=False)
+                acc["random_calling_accepted"] = False
         elif not wildcard.accepted and wildcard.calling_ae_refused:
-            facts = replace(facts, random_calling_accepted=False)
+            acc["random_calling_accepted"] = False
 
-        if cfg.tls and cfg.tls_port and cfg.tls_port != endpoint.port and facts.is_dicom:
-            tls_alt = await probe_tls(self.connector, endpoint.address, cfg.tls_port,
-                                      timeout=cfg.tls_timeout)
-            facts = replace(facts, tls_alt=tls_alt)
-
+        if cfg.tls and cfg.tls_port and cfg.tls_port != endpoint.port and acc.get("is_dicom"):
+            acc["tls_alt"] = await probe_tls(self.connector, endpoint.address, cfg.tls_port,
+                                             timeout=cfg.tls_timeout)
+        first_study = acc["extra"].pop("_first_study_uid", None)  # memory only, never stored
+        facts = DicomFacts(endpoint=endpoint, **acc)
         if cfg.intrusive and facts.accepted_called_ae is not None:
-            facts = replace(facts, intrusive=await self._intrusive(endpoint, facts))
+            facts = replace(facts, intrusive=await self._intrusive(endpoint, facts, first_study))
         return facts
 
     async def _session(self, endpoint: Endpoint, called_ae: str,
-                       contexts: list[dicom_ul.PresentationContext],
-                       facts: DicomFacts) -> tuple[AssocAttempt, _SessionResult]:
+                       acc: dict[str, Any]) -> AssocAttempt:
         """One association: negotiate, and when accepted, echo, query and release."""
         cfg = self.cfg
-        result = _SessionResult(facts)
         try:
             async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
                     reader, writer):
                 try:
                     assoc = await dicom_ul.associate(
                         reader, writer, called_ae=called_ae, calling_ae=cfg.calling_ae,
-                        contexts=contexts, read_timeout=cfg.read_timeout,
+                        contexts=self.contexts, read_timeout=cfg.read_timeout,
                         peer=(endpoint.address, endpoint.port))
                 except AssociationRejected as rj:
-                    result.facts = replace(result.facts, is_dicom=True)
+                    acc["is_dicom"] = True
                     return AssocAttempt(called_ae, cfg.calling_ae, False, rj.result, rj.source,
-                                        rj.reason, rj.description), result
-                result.facts = self._accepted(result.facts, assoc, called_ae)
+                                        rj.reason, rj.description)
+                self._accepted(acc, assoc, called_ae)
                 try:
-                    result.facts = await self._use(assoc, result.facts)
+                    await self._use(assoc, acc)
                 finally:
                     await self._release(assoc)
-                return AssocAttempt(called_ae, cfg.calling_ae, True), result
-        except (ConnectivityError, ProtocolError) as exc:
-            return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc)), result
+                return AssocAttempt(called_ae, cfg.calling_ae, True)
         except DicomguardError as exc:
-            return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc)), result
+            return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc), failure=exc)
 
     @staticmethod
     async def _release(assoc: dicom_ul.Association) -> None:
@@ -226,35 +224,32 @@ class DicomProber:
             with contextlib.suppress(DicomguardError):
                 await assoc.abort()
 
-    def _accepted(self, facts: DicomFacts, assoc: dicom_ul.Association,
-                  called_ae: str) -> DicomFacts:
+    @staticmethod
+    def _accepted(acc: dict[str, Any], assoc: dicom_ul.Association, called_ae: str) -> None:
         ac = assoc.accept
         fp = fingerprint.identify(ac.implementation_class_uid, ac.implementation_version_name)
-        accepted = tuple(c.abstract_syntax for c in ac.contexts if c.result == 0)
-        return replace(
-            facts, is_dicom=True, accepted_called_ae=called_ae, random_calling_accepted=True,
+        acc.update(
+            is_dicom=True, accepted_called_ae=called_ae, random_calling_accepted=True,
             implementation_class_uid=ac.implementation_class_uid,
             implementation_version_name=ac.implementation_version_name,
             max_pdu_length=ac.max_pdu_length,
             product=fp.product if fp else None, version=fp.version if fp else None,
             fingerprint_verified=fp.verified if fp else False,
-            accepted_sop_classes=accepted,
+            accepted_sop_classes=tuple(c.abstract_syntax for c in ac.contexts if c.result == 0),
             rejected_sop_classes=sum(1 for c in ac.contexts if c.result != 0))
 
-    async def _use(self, assoc: dicom_ul.Association, facts: DicomFacts) -> DicomFacts:
-        cfg = self.cfg
+    async def _use(self, assoc: dicom_ul.Association, acc: dict[str, Any]) -> None:
         if assoc.accepted(sop_catalogue.VERIFICATION) is not None:
             try:
-                facts = replace(facts, echo_status=await assoc.c_echo())
+                acc["echo_status"] = await assoc.c_echo()
             except DicomguardError as exc:
-                facts = replace(facts, extra={**facts.extra, "echo_error": str(exc)})
-        if cfg.query:
+                acc["extra"]["echo_error"] = str(exc)
+        if self.cfg.query:
             find, first_study = await self._find(assoc)
             if find is not None:
-                facts = replace(facts, find=find)
+                acc["find"] = find
             if first_study:
-                facts.extra["_first_study_uid"] = first_study  # in memory only, never stored
-        return facts
+                acc["extra"]["_first_study_uid"] = first_study
 
     async def _find(self, assoc: dicom_ul.Association) -> tuple[FindFacts | None, str | None]:
         cfg = self.cfg
@@ -312,7 +307,8 @@ class DicomProber:
             phi_sample=tuple(tally.sample))
         return find, tally.first_study_uid
 
-    async def _intrusive(self, endpoint: Endpoint, facts: DicomFacts) -> IntrusiveFacts:
+    async def _intrusive(self, endpoint: Endpoint, facts: DicomFacts,
+                         study_uid: str | None) -> IntrusiveFacts:
         """Opt-in tests that write to or pull from the device, each clearly labelled."""
         from dicomguard.probes.test_instance import make_test_instance
 
@@ -324,7 +320,6 @@ class DicomProber:
                              + [u for u in storage if u != sop_catalogue.SECONDARY_CAPTURE])
         out = IntrusiveFacts()
         instance = make_test_instance()
-        study_uid = facts.extra.get("_first_study_uid")
         try:
             async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
                     reader, writer):
@@ -370,15 +365,6 @@ class DicomProber:
         except DicomguardError as exc:
             out = replace(out, store_error=out.store_error or str(exc))
         return out
-
-
-class _SessionResult:
-    """Facts as updated by one association (a small mutable box for _session)."""
-
-    __slots__ = ("facts",)
-
-    def __init__(self, facts: DicomFacts) -> None:
-        self.facts = facts
 
 
 async def probe(endpoint: Endpoint, connector: Connector, cfg: DicomProbeConfig) -> DicomFacts:

@@ -25,6 +25,7 @@ class AssocAttempt:
     reject_reason: int | None = None
     reject_description: str | None = None
     error: str | None = None               # connectivity/protocol error instead of an answer
+    failure: Exception | None = field(default=None, compare=False, repr=False)
 
     @property
     def called_ae_refused(self) -> bool:
