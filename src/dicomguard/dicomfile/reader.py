@@ -425,7 +425,7 @@ class _Parser:
                 return pos
             if pos + 12 > size:
                 if not buf.need(pos + 12) and not buf.need(pos + 8):
-                    if top and len(buf.data) == pos:
+                    if top and len(buf.data) == pos and not buf.is_prefix:
                         return pos  # clean end of the stream
                     raise _Truncated
                 data = buf.data
@@ -577,7 +577,7 @@ class _Parser:
         buf = self.buf
         while True:
             if not buf.need(pos + 8):
-                if len(buf.data) == pos:
+                if len(buf.data) == pos and not buf.is_prefix:
                     return pos
                 raise _Truncated
             data = buf.data
