@@ -161,6 +161,8 @@ async def serve(handler: Handler) -> AsyncIterator[int]:
         yield port
     finally:
         server.close()
+        if tasks:  # let handlers see what the client sent last (e.g. an A-ABORT)
+            await asyncio.wait(list(tasks), timeout=0.2)
         for task in list(tasks):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
