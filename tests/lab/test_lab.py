@@ -160,6 +160,33 @@ def test_every_listener_binds_its_loopback_address_only(lab: LabManifest) -> Non
     }
 
 
+def assert_fingerprints(manifest: LabManifest) -> None:
+    """Every DICOM service answers with the AC identifiers and rejects its manifest records."""
+    for svc in manifest.services:
+        if svc.protocol != "dicom":
+            continue
+        accepted = associate(*svc.endpoint, called=svc.ae_title or "",
+                             calling=KNOWN_CALLING_AE)
+        assert accepted.kind == "accept", svc.name
+        assert svc.implementation_class_uid is not None, svc.name
+        assert accepted.implementation_class_uid == svc.implementation_class_uid, svc.name
+        assert accepted.implementation_version_name == svc.implementation_version_name
+        if svc.reject_wrong_called_ae is not None:
+            answer = associate(*svc.endpoint, called="WRONG-AET", calling=KNOWN_CALLING_AE,
+                               linger=0.3)
+            assert (answer.result, answer.source, answer.reason) == svc.reject_wrong_called_ae
+            assert answer.closed_after is not svc.holds_connection_after_reject, svc.name
+        else:
+            assert associate(*svc.endpoint, called="WRONG-AET").kind == "accept", svc.name
+        if svc.reject_unknown_calling_ae is not None:
+            answer = associate(*svc.endpoint, called=svc.ae_title or "", calling="STRANGER")
+            assert (answer.result, answer.source, answer.reason) == svc.reject_unknown_calling_ae
+
+
+def test_fingerprints_match_the_manifest(lab: LabManifest) -> None:
+    assert_fingerprints(lab)
+
+
 # --- Orthanc -------------------------------------------------------------------------------
 
 
@@ -376,6 +403,7 @@ def test_stand_in_lab_starts_and_stops_cleanly(tmp_path: Path) -> None:
         assert associate(*restricted.endpoint, called=restricted.ae_title or "",
                          calling="STRANGER").kind == "reject"
         assert all(s.ok for s in lab_status(state))
+        assert_fingerprints(manifest)
         pids = {s.pid for s in manifest.services if s.pid}
     finally:
         stop_lab(state)

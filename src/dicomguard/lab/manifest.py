@@ -56,6 +56,15 @@ class ServiceSpec:
     dicomweb_path: str | None = None   # e.g. "/dicom-web/" when the DICOMweb plugin is loaded
     behaviour: str | None = None       # hostile: "random-bytes" | "bogus-associate-ac" |
                                        # "tarpit" | "closed"
+    # Fingerprints observed on the real products (None when unknown): the identifiers of the
+    # A-ASSOCIATE-AC user information, and the A-ASSOCIATE-RJ (result, source, reason) sent for
+    # a wrong called AE title / an unknown calling AE title, and whether the server keeps the
+    # TCP connection open after such a reject until the client closes it.
+    implementation_class_uid: str | None = None
+    implementation_version_name: str | None = None
+    reject_wrong_called_ae: tuple[int, ...] | None = None
+    reject_unknown_calling_ae: tuple[int, ...] | None = None
+    holds_connection_after_reject: bool | None = None
     stands_in_for: str | None = None   # a pynetdicom SCP replacing a missing product
     pid: int | None = None
     notes: str = ""

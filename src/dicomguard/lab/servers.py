@@ -64,6 +64,14 @@ ORTHANC_REST_PORT = 8042
 ECHO_PORT = 11113
 ORTHANC_LOCKED_USER = "labadmin"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+# What Debian's Orthanc 1.10.1 (built on the system dcmtk) and dcmtk 3.6.7 send in their
+# A-ASSOCIATE-AC: the same identifiers (observed; tests/lab/test_lab.py checks them).
+DCMTK_367_IMPLEMENTATION_UID = "1.2.276.0.7230010.3.0.3.6.7"
+DCMTK_367_VERSION_NAME = "OFFIS_DCMTK_367"
+# A-ASSOCIATE-RJ (result, source, reason): rejected-permanent, service-user, and
+# 7 called-AE-title-not-recognized / 3 calling-AE-title-not-recognized.
+REJECT_CALLED_AE = (1, 1, 7)
+REJECT_CALLING_AE = (1, 1, 3)
 
 
 class LabError(DicomguardError):
@@ -291,11 +299,17 @@ def _reap(pid: int) -> None:
 
 
 def lab_status(state_dir: Path, *, timeout: float = 1.0) -> list[ServiceStatus]:
-    """Per service of the manifest: is its process alive, does its port answer."""
+    """Per service of the manifest: is its process alive, does its port answer.
+
+    An empty list when no lab was ever started from state_dir.
+    """
     state_dir = Path(state_dir)
     if not (state_dir / MANIFEST_NAME).exists():
         return []
-    manifest = LabManifest.load(state_dir)
+    try:
+        manifest = LabManifest.load(state_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LabError(f"unreadable lab manifest in {state_dir}: {exc}") from exc
     pids = {}
     for pidfile in (state_dir / "pids").glob("*.pid"):
         entry = _read_pidfile(pidfile)
@@ -460,11 +474,13 @@ def start_lab(
     """
     state_dir = Path(state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    running = [s for s in lab_status(state_dir) if s.running]
+    running = [
+        p.stem for p in sorted((state_dir / "pids").glob("*.pid"))
+        if (entry := _read_pidfile(p)) is not None and _alive(*entry)
+    ]
     if running:
         raise LabError(
-            f"a lab is already running from {state_dir} ({', '.join(s.name for s in running)});"
-            " stop it first"
+            f"a lab is already running from {state_dir} ({', '.join(running)}); stop it first"
         )
     stop_lab(state_dir)  # stale pid files of a crashed lab
     addresses = dict(zip(NAMES, _addresses(base_address, len(NAMES)), strict=True))
@@ -562,7 +578,10 @@ def _start(
             accepts_any_called_ae=not restricted, accepts_any_calling_ae=not restricted,
             allows_echo=not restricted, allows_find=not restricted, allows_store=False,
             known_calling_aes=(KNOWN_CALLING_AE,) if restricted else (), **counts,
-            stands_in_for=product, pid=pid,
+            stands_in_for=product, pid=pid, **_pynetdicom_fingerprint(),
+            reject_wrong_called_ae=REJECT_CALLED_AE if restricted else None,
+            reject_unknown_calling_ae=REJECT_CALLING_AE if restricted else None,
+            holds_connection_after_reject=False if restricted else None,
         )
 
     env = dict(os.environ)
@@ -611,6 +630,9 @@ def _start(
             rest_port=ORTHANC_REST_PORT, rest_auth_required=locked,
             rest_username=ORTHANC_LOCKED_USER if locked else None, rest_password=password,
             dicomweb_path="/dicom-web/" if dicomweb else None, pid=started.pid,
+            **_dcmtk_fingerprint(orthanc_version == ORTHANC_EXPECTED_VERSION),
+            reject_wrong_called_ae=REJECT_CALLED_AE if locked else None,
+            holds_connection_after_reject=True if locked else None,
             notes=(
                 "unknown calling AEs are associated (Orthanc has no calling-AE allow-list at "
                 "association time) but C-FIND/C-MOVE/C-GET/C-STORE are refused"
@@ -636,6 +658,8 @@ def _start(
         address = addresses[name]
         work = state_dir / name
         storage = work / "db"
+        if any(c.isspace() for c in str(storage)):
+            raise LabError(f"dcmqrscp cannot use a storage path with spaces: {storage}")
         storage.mkdir(parents=True, exist_ok=True)
         copies = []
         for index, path in enumerate(data.files):
@@ -663,6 +687,11 @@ def _start(
             accepts_any_calling_ae=not restricted, allows_echo=not restricted,
             allows_find=not restricted, allows_store=not restricted,
             known_calling_aes=(KNOWN_CALLING_AE,), **counts, pid=started.pid,
+            **_dcmtk_fingerprint(dcmtk_version == DCMTK_EXPECTED_VERSION),
+            reject_wrong_called_ae=REJECT_CALLED_AE,
+            # dcmqrscp 3.6.7 rejects an unlisted calling AE with reason 7 as well
+            reject_unknown_calling_ae=REJECT_CALLED_AE if restricted else None,
+            holds_connection_after_reject=False,
         ))
 
     # storescp
@@ -681,6 +710,7 @@ def _start(
             expected_version=DCMTK_EXPECTED_VERSION, version=dcmtk_version,
             ae_title="STORESCP", accepts_any_called_ae=True, accepts_any_calling_ae=True,
             allows_echo=True, allows_find=False, allows_store=True, pid=started.pid,
+            **_dcmtk_fingerprint(dcmtk_version == DCMTK_EXPECTED_VERSION),
         ))
     else:
         pid = pyserver(name, {"kind": "store", "address": address, "port": DICOM_PORT,
@@ -691,7 +721,7 @@ def _start(
             product="pynetdicom", address=address, port=DICOM_PORT, program="python",
             ae_title="STORESCP", accepts_any_called_ae=True, accepts_any_calling_ae=True,
             allows_echo=True, allows_find=False, allows_store=True, stands_in_for="dcmtk",
-            pid=pid,
+            pid=pid, **_pynetdicom_fingerprint(),
         ))
 
     # --- pure Python --------------------------------------------------------------------------
@@ -704,7 +734,7 @@ def _start(
         product="pynetdicom", address=address, port=ECHO_PORT, program="python",
         version=_pynetdicom_version(), ae_title="ECHOSCP", accepts_any_called_ae=True,
         accepts_any_calling_ae=True, allows_echo=True, allows_find=False, allows_store=False,
-        pid=pid,
+        pid=pid, **_pynetdicom_fingerprint(),
     ))
 
     hostile = {
@@ -749,6 +779,28 @@ def _start(
     )
     manifest.save(state_dir)
     return manifest
+
+
+class _Fingerprint(TypedDict):
+    implementation_class_uid: str | None
+    implementation_version_name: str | None
+
+
+def _dcmtk_fingerprint(known: bool) -> _Fingerprint:
+    """dcmtk 3.6.7's AC identifiers when the version is the one observed, else unknown."""
+    return _Fingerprint(
+        implementation_class_uid=DCMTK_367_IMPLEMENTATION_UID if known else None,
+        implementation_version_name=DCMTK_367_VERSION_NAME if known else None,
+    )
+
+
+def _pynetdicom_fingerprint() -> _Fingerprint:
+    import pynetdicom
+
+    return _Fingerprint(
+        implementation_class_uid=str(pynetdicom.PYNETDICOM_IMPLEMENTATION_UID),
+        implementation_version_name=str(pynetdicom.PYNETDICOM_IMPLEMENTATION_VERSION),
+    )
 
 
 def _pynetdicom_version() -> str | None:
