@@ -353,15 +353,23 @@ def _default_lab_dir() -> Path:
 
 
 LabDir = Annotated[Path | None, typer.Option("--state-dir", help="Where the lab keeps its state")]
+LabBase = Annotated[str, typer.Option(
+    "--base-address", help="First loopback address of the lab (127.0.0.0/8 only)")]
+
+
+def _start_lab(state_dir: Path, base_address: str) -> Any:
+    from dicomguard.lab import start_lab
+
+    try:
+        return start_lab(state_dir, base_address=base_address)
+    except DicomguardError as exc:
+        raise _fail(f"lab: {exc}", EXIT_SOFTWARE) from exc
 
 
 @lab_app.command("up")
-def lab_up(state_dir: LabDir = None) -> None:
+def lab_up(state_dir: LabDir = None, base_address: LabBase = "127.0.0.10") -> None:
     """Start the built-in lab (synthetic hospital on loopback) in the background."""
-    from dicomguard.lab import start_lab
-
-    manifest = start_lab(state_dir or _default_lab_dir())
-    _print_manifest(manifest)
+    _print_manifest(_start_lab(state_dir or _default_lab_dir(), base_address))
 
 
 @lab_app.command("down")
@@ -402,18 +410,19 @@ def _print_manifest(manifest: Any) -> None:
 @app.command()
 def demo(
     state_dir: LabDir = None,
+    base_address: LabBase = "127.0.0.10",
     json_out: Annotated[Path, typer.Option("--json")] = Path("dicomguard-demo.json"),
     keep_lab: Annotated[bool, typer.Option("--keep-lab", help="Leave the lab running")] = False,
     db: Annotated[str | None, typer.Option("--db")] = None,
 ) -> None:
     """Start the built-in lab, scan it, print the findings and where the JSON report is."""
-    from dicomguard.lab import start_lab, stop_lab
+    from dicomguard.lab import stop_lab
     from dicomguard.probes.dicom import DicomProbeConfig
     from dicomguard.scope import build_scope
 
     lab_dir = state_dir or _default_lab_dir()
     err.print("[bold]dicomguard demo[/]: starting the built-in lab on loopback ...")
-    manifest = start_lab(lab_dir)
+    manifest = _start_lab(lab_dir, base_address)
     try:
         _print_manifest(manifest)
         # Every lab endpoint, hostile and closed ones included: they must not show up as DICOM.

@@ -64,6 +64,9 @@ def dicom_service(facts: DicomFacts) -> Service:
     for key, tls in (("tls", facts.tls), ("tls_alt", facts.tls_alt)):
         if tls is not None:
             summary[key] = {k: v for k, v in asdict(tls).items() if v is not None}
+    for key, value in facts.extra.items():
+        if not key.startswith("_"):
+            summary[key] = value
     if facts.intrusive is not None:
         summary["intrusive"] = {k: v for k, v in asdict(facts.intrusive).items()
                                 if v is not None}

@@ -40,7 +40,7 @@ from dicomguard.errors import (
 from dicomguard.models import Endpoint
 from dicomguard.net import dicom_ul
 from dicomguard.net.connector import Connector
-from dicomguard.probes import fingerprint, sop_catalogue
+from dicomguard.probes import fingerprint, orthanc_rest, sop_catalogue
 from dicomguard.probes.facts import (
     AssocAttempt,
     DicomFacts,
@@ -84,6 +84,7 @@ class DicomProbeConfig:
     negotiate_catalogue: bool = True
     tls: bool = True
     tls_port: int | None = 2762
+    orthanc_rest_ports: tuple[int, ...] = (8042,)   # second opinion on dcmtk fingerprints
     intrusive: bool = False
     show_phi: bool = False
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
@@ -182,6 +183,9 @@ class DicomProber:
         elif not wildcard.accepted and wildcard.calling_ae_refused:
             acc["random_calling_accepted"] = False
 
+        if acc.get("product") == "dcmtk" and cfg.orthanc_rest_ports:
+            await self._refine_orthanc(endpoint, acc)
+
         if cfg.tls and cfg.tls_port and cfg.tls_port != endpoint.port and acc.get("is_dicom"):
             acc["tls_alt"] = await probe_tls(self.connector, endpoint.address, cfg.tls_port,
                                              timeout=cfg.tls_timeout)
@@ -215,6 +219,20 @@ class DicomProber:
                 return AssocAttempt(called_ae, cfg.calling_ae, True)
         except DicomguardError as exc:
             return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc), failure=exc)
+
+    async def _refine_orthanc(self, endpoint: Endpoint, acc: dict[str, Any]) -> None:
+        info = await orthanc_rest.identify(
+            self.connector, endpoint.address,
+            tuple(p for p in self.cfg.orthanc_rest_ports if p != endpoint.port),
+            timeout=self.cfg.read_timeout)
+        if info is None or not info.serves(endpoint.port):
+            return
+        acc["extra"]["built_on"] = f"dcmtk {acc.get('version') or ''}".strip()
+        acc["extra"]["orthanc_rest"] = {"port": info.rest_port,
+                                        "authentication": info.authentication,
+                                        "dicom_port_matches": info.dicom_port == endpoint.port}
+        acc.update(product="Orthanc", version=info.version,
+                   fingerprint_verified=fingerprint.ORTHANC_VERIFIED)
 
     @staticmethod
     async def _release(assoc: dicom_ul.Association) -> None:

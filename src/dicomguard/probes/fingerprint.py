@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+# Orthanc announces dcmtk's identification; probes/orthanc_rest.py refines it from the REST API.
+# Verified against Orthanc 1.10.1 (Debian) in tests/engine/test_scan_lab.py.
+ORTHANC_VERIFIED = True
+
 
 @dataclass(frozen=True, slots=True)
 class FingerprintRule:

@@ -1,0 +1,126 @@
+"""A small asynchronous HTTP/1.1 client for probes (GET/HEAD only), over the guarded Connector.
+
+Why not a general HTTP library: probes need exactly what the Connector gives (scope guard, rate
+limit, per-host cap, explicit timeouts), bounded response sizes (a hostile server must not make
+us read gigabytes), partial body reads (the first N bytes of a file in an open directory), and
+no redirects followed off the endpoint. One request per connection (`Connection: close`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from dataclasses import dataclass, field
+
+from dicomguard.errors import ProtocolError, ReadTimeout
+from dicomguard.net.connector import Connector
+
+MAX_HEADER_BYTES = 64 * 1024
+USER_AGENT = "dicomguard (authorised security assessment)"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)   # lower-case names, last value wins
+    body: bytes = b""
+    truncated: bool = False     # body cut at max_body
+    content_length: int | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def basic_auth(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _parse_head(raw: bytes) -> tuple[int, str, dict[str, str]]:
+    try:
+        text = raw.decode("iso-8859-1")
+    except UnicodeDecodeError as exc:  # pragma: no cover - iso-8859-1 decodes any byte
+        raise ProtocolError("undecodable HTTP header") from exc
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP response: {lines[0][:60]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise ProtocolError("malformed HTTP header line")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), parts[2] if len(parts) > 2 else "", headers
+
+
+async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> tuple[bytes, bool]:
+    out = bytearray()
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0].strip(), 16)
+        except ValueError as exc:
+            raise ProtocolError("bad chunk size in HTTP response") from exc
+        if size == 0:
+            return bytes(out), False
+        want = min(size, max_body - len(out))
+        out += await reader.readexactly(want)
+        if len(out) >= max_body:
+            return bytes(out), True
+        await reader.readexactly(size - want + 2)
+
+
+async def request(connector: Connector, address: str, port: int, path: str, *,
+                  method: str = "GET", host: str | None = None, tls: bool = False,
+                  headers: dict[str, str] | None = None, timeout: float = 5.0,
+                  max_body: int = 1 << 20) -> HttpResponse:
+    """One request; reads at most `max_body` bytes of body. Raises ConnectivityError,
+    ReadTimeout or ProtocolError; never follows redirects."""
+    if method not in ("GET", "HEAD"):
+        raise ValueError("probes only read: GET or HEAD")
+    protocol = "https" if tls else "http"
+    async with connector.open(address, port, protocol) as (reader, writer):
+        try:
+            async with asyncio.timeout(timeout):
+                if tls:
+                    ctx = ssl.create_default_context()
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                    await writer.start_tls(ctx)
+                host_header = host or (f"[{address}]" if ":" in address else address)
+                lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}:{port}",
+                         f"User-Agent: {USER_AGENT}", "Accept: */*", "Connection: close"]
+                lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+                writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                await writer.drain()
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError as exc:
+                    raise ProtocolError("HTTP header too long") from exc
+                if len(head) > MAX_HEADER_BYTES:
+                    raise ProtocolError("HTTP header too long")
+                status, reason, hdrs = _parse_head(head[:-4])
+                if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+                    return HttpResponse(status, reason, hdrs)
+                length_text = hdrs.get("content-length")
+                length = int(length_text) if length_text and length_text.isdigit() else None
+                if "chunked" in hdrs.get("transfer-encoding", "").lower():
+                    body, truncated = await _read_chunked(reader, max_body)
+                elif length is not None:
+                    body = await reader.readexactly(min(length, max_body))
+                    truncated = length > max_body
+                else:
+                    body = await reader.read(max_body)
+                    truncated = len(body) >= max_body
+                return HttpResponse(status, reason, hdrs, body, truncated, length)
+        except TimeoutError as exc:
+            raise ReadTimeout(address, port, protocol, f"no HTTP answer within {timeout:g} s"
+                              ) from exc
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError) as exc:
+            raise ProtocolError(f"HTTP response cut short: {type(exc).__name__}",
+                                address=address, port=port, protocol=protocol) from exc
