@@ -683,7 +683,7 @@ def read_header(source: SourceLike, *, max_bytes: int | None = None,
     except OSError as exc:
         header.error = f"read failed: {exc.strerror or exc}"
     finally:
-        if not isinstance(source, ByteSource):
+        if src is not source:  # we opened it
             src.close()
     if strict and header.error is not None:
         raise DicomFileError(f"{header.name}: {header.error}")

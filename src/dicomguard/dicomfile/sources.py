@@ -104,10 +104,10 @@ SourceLike = str | os.PathLike[str] | bytes | bytearray | memoryview | ByteSourc
 
 def as_source(source: SourceLike) -> ByteSource:
     """Turn a path, bytes-like object or ByteSource into a ByteSource (files are opened)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return BytesSource(source)
     if isinstance(source, (str, os.PathLike)):
         return FileSource(source)
-    if isinstance(source, ByteSource):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return BytesSource(source)
+    if isinstance(source, (BytesSource, FileSource, ByteSource)):  # concrete classes first: fast
         return source
     raise TypeError(f"not a byte source: {type(source).__name__}")
