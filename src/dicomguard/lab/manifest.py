@@ -130,6 +130,7 @@ class LabManifest:
     def save(self, state_dir: Path) -> Path:
         path = state_dir / MANIFEST_NAME
         tmp = path.with_suffix(".tmp")
+        tmp.touch(mode=0o600)  # it holds the locked Orthanc's REST password
         tmp.write_text(self.to_json() + "\n", encoding="utf-8")
         tmp.replace(path)
         return path
