@@ -13,6 +13,7 @@ into these, carrying the target and protocol, so callers handle one tree:
     ├── ProtocolError              the peer answered, but not in the protocol (garbage, bad PDU)
     │   └── AssociationRejected    a well-formed A-ASSOCIATE-RJ
     ├── DimseError                 a DIMSE exchange failed inside an established association
+    │   └── PeerAborted            the peer answered with A-ABORT
     └── DicomFileError             a file could not be read as DICOM (see dicomfile/)
 """
 
@@ -85,6 +86,16 @@ class AssociationRejected(ProtocolError):
 
 class DimseError(DicomguardError):
     """A DIMSE message exchange failed (bad status, malformed response, abort)."""
+
+
+class PeerAborted(DimseError):
+    """The peer sent A-ABORT inside an established association (e.g. Orthanc refusing a
+    C-FIND from an AE it does not know)."""
+
+    def __init__(self, message: str, source: int, reason: int) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(message)
 
 
 class DicomFileError(DicomguardError):

@@ -35,6 +35,8 @@ def evaluate(facts: DicomFacts) -> Outcome:
         if not facts.associated:
             return Outcome(Status.PASS, {"reason": "no association for an unknown AE"})
         return Outcome(Status.PASS, {"reason": "no Query/Retrieve FIND context accepted"})
+    if find.refused and not find.records and not find.error:
+        return Outcome(Status.PASS, {"refused": find.refused})
     if find.error and not find.records:
         return Outcome(Status.ERROR, {"levels": list(find.levels)}, error=find.error)
     evidence = {

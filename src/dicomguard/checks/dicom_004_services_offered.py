@@ -33,7 +33,16 @@ def evaluate(facts: DicomFacts) -> Outcome:
         return Outcome(Status.UNKNOWN, {"reason": "presentation contexts not negotiated"})
     groups = sop_catalogue.group_names(facts.accepted_sop_classes)
     risky = {k: v for k, v in groups.items() if k != "verification"}
-    evidence = {"accepted": {k: len(v) for k, v in groups.items()},
-                "accepted_query_retrieve": sorted(risky.get("query_retrieve", [])),
-                "accepted_worklist": sorted(risky.get("worklist", []))}
+    evidence: dict[str, object] = {
+        "accepted": {k: len(v) for k, v in groups.items()},
+        "accepted_query_retrieve": sorted(risky.get("query_retrieve", [])),
+        "accepted_worklist": sorted(risky.get("worklist", []))}
+    find = facts.find
+    if find is not None and find.refused and not find.records:
+        # Negotiated, but the server refused the query itself: queries are not offered.
+        evidence["query_refused"] = find.refused
+        risky.pop("query_retrieve", None)
+        risky.pop("worklist", None)
+    if "storage" in risky and facts.intrusive is None:
+        evidence["note"] = "storage negotiated; whether stores are accepted: --intrusive"
     return Outcome(Status.FAIL if risky else Status.PASS, evidence)

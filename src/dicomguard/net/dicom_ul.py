@@ -37,6 +37,7 @@ from dicomguard.errors import (
     AssociationRejected,
     DicomguardError,
     DimseError,
+    PeerAborted,
     ProtocolError,
     ReadTimeout,
 )
@@ -403,9 +404,11 @@ class Association:
             elif pdu_type == A_ABORT:
                 abort = decode_abort(body)
                 self.closed = True
-                raise DimseError(
+                raise PeerAborted(
                     f"peer aborted the association: {abort.description} "
-                    f"(source {abort.source}, reason {abort.reason})"
+                    f"(source {abort.source}, reason {abort.reason})",
+                    abort.source,
+                    abort.reason,
                 )
             elif pdu_type == A_RELEASE_RQ:
                 self.writer.write(RELEASE_RP)

@@ -35,6 +35,7 @@ from dicomguard.errors import (
     ConnectivityError,
     DicomguardError,
     DimseError,
+    PeerAborted,
     ProtocolError,
 )
 from dicomguard.models import Endpoint
@@ -287,6 +288,7 @@ class DicomProber:
             queries.append((sop_catalogue.WORKLIST_FIND, "", WORKLIST_KEYS))
         if not queries:
             return None, None
+        refusals: list[str] = []
         for uid, level, keys in queries:
             remaining = cfg.max_records - tally.records
             if remaining <= 0:
@@ -303,15 +305,26 @@ class DicomProber:
                 sps.ScheduledProcedureStepStartDate = ""
                 ds.ScheduledProcedureStepSequence = [sps]
             before = tally.records
+            name = level or "WORKLIST"
             try:
                 res = await assoc.c_find(uid, ds, max_records=remaining)
+            except PeerAborted as exc:
+                # The server refused the query by aborting (Orthanc does this for unknown AEs);
+                # the association is gone, so no further query can run.
+                refusals.append(f"{name}: A-ABORT (source {exc.source}, reason {exc.reason})")
+                break
             except (DimseError, ProtocolError, ConnectivityError) as exc:
-                errors.append(f"{level or 'WORKLIST'}: {exc}")
-                continue
+                errors.append(f"{name}: {exc}")
+                break
             for match in res.matches:
                 tally.add(match)
             status = res.status
             truncated = truncated or res.truncated
+            if res.status is None:
+                errors.append(f"{name}: {res.error or 'no final response'}")
+            elif res.status not in (0x0000, 0xFE00) and not res.matches:
+                refusals.append(f"{name}: status 0x{res.status:04X}")
+                continue
             models.append(sop_catalogue.NAME_BY_UID.get(uid, uid))
             if level:
                 levels.append(level)
@@ -322,6 +335,7 @@ class DicomProber:
             studies=len(tally.studies), patients=len(tally.patients), records=tally.records,
             truncated=truncated, attributes_returned=tuple(sorted(tally.attributes)),
             worklist_items=worklist_items, error="; ".join(errors) or None,
+            refused="; ".join(refusals) or None,
             phi_sample=tuple(tally.sample))
         return find, tally.first_study_uid
 

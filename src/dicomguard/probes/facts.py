@@ -60,6 +60,7 @@ class FindFacts:
     attributes_returned: tuple[str, ...] = ()   # keywords that came back non-empty
     worklist_items: int | None = None
     error: str | None = None
+    refused: str | None = None             # the server refused the query (A-ABORT, failure)
     phi_sample: tuple[str, ...] = ()       # only with --show-phi
 
     @property
