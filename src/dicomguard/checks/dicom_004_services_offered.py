@@ -11,11 +11,11 @@ META = CheckMeta(
     id="DICOM-004",
     protocol="dicom",
     severity=Severity.MEDIUM,
-    title="Query/Retrieve or Storage services offered to an unknown AE",
+    title="Query/Retrieve services offered to an unknown AE",
     risk=(
-        "The server agreed to query, retrieve or store for a caller it has never seen. Even "
-        "when the archive is empty today, the door is open for the data it will hold, and "
-        "accepting storage from anyone lets an attacker plant or overwrite studies."
+        "The server agreed to query and retrieve (or serve its worklist) for a caller it has "
+        "never seen and did not refuse the query. Even when the archive is empty today, the "
+        "door is open for the data it will hold. (Storage offered to strangers is DICOM-007.)"
     ),
     remediation=(
         "Restrict who may associate (DICOM-001, DICOM-002); in Orthanc set the "
@@ -43,6 +43,10 @@ def evaluate(facts: DicomFacts) -> Outcome:
         evidence["query_refused"] = find.refused
         risky.pop("query_retrieve", None)
         risky.pop("worklist", None)
+    if "query_retrieve" in risky or "worklist" in risky:
+        return Outcome(Status.FAIL, evidence)
     if "storage" in risky and facts.intrusive is None:
-        evidence["note"] = "storage negotiated; whether stores are accepted: --intrusive"
-    return Outcome(Status.FAIL if risky else Status.PASS, evidence)
+        # Only storage negotiated: whether stores are accepted is DICOM-007's question.
+        evidence["note"] = "storage contexts negotiated; run with --intrusive (DICOM-007)"
+        return Outcome(Status.UNKNOWN, evidence)
+    return Outcome(Status.PASS, evidence)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from dicomguard import checks
 from dicomguard.engine.evaluate import dicom_service, evaluate_dicom
+from dicomguard.errors import OutOfScopeError
 from dicomguard.models import Endpoint, Finding, Service, Status, Target
 from dicomguard.net.connector import Connector, Guard
 from dicomguard.probes import dicom as dicom_probe
@@ -99,6 +100,8 @@ async def probe_endpoint(endpoint: Endpoint, connector: Connector,
     except TimeoutError:
         return _failed(endpoint, cfg, f"endpoint budget of {cfg.endpoint_budget:g} s exhausted",
                        time.monotonic() - start)
+    except OutOfScopeError:
+        raise
     except Exception as exc:  # a probe bug must not end the scan; reported as ERROR
         return _failed(endpoint, cfg, f"probe crashed: {type(exc).__name__}: {exc}",
                        time.monotonic() - start)
@@ -148,7 +151,10 @@ async def scan_async(targets: Iterable[Target], cfg: ScanConfig, *, guard: Guard
 
     try:
         for endpoint in endpoints_of(targets, cfg.ports):
-            await slots.acquire()  # the connector refuses out-of-scope addresses itself
+            # Fail the whole scan before any packet when a target escaped the scope; the
+            # connector checks again on every connection.
+            connector.check_scope(endpoint.address, endpoint.port)
+            await slots.acquire()
             task = asyncio.create_task(probe_endpoint(endpoint, connector, cfg))
             tasks.add(task)
             task.add_done_callback(done)

@@ -35,6 +35,7 @@ from dicomguard.errors import (
     ConnectivityError,
     DicomguardError,
     DimseError,
+    OutOfScopeError,
     PeerAborted,
     ProtocolError,
 )
@@ -218,6 +219,8 @@ class DicomProber:
                 finally:
                     await self._release(assoc)
                 return AssocAttempt(called_ae, cfg.calling_ae, True)
+        except OutOfScopeError:
+            raise  # never a property of the endpoint: the scan itself is wrong
         except DicomguardError as exc:
             return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc), failure=exc)
 
@@ -403,6 +406,8 @@ async def probe(endpoint: Endpoint, connector: Connector, cfg: DicomProbeConfig)
     """Probe one endpoint. Never raises for what the peer does; errors land in the facts."""
     try:
         return await DicomProber(connector, cfg).probe(endpoint)
+    except OutOfScopeError:
+        raise
     except DicomguardError as exc:
         return DicomFacts(endpoint=endpoint, error=str(exc))
 
