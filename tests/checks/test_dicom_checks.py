@@ -157,8 +157,15 @@ def test_intrusive_checks() -> None:
     assert out.status is Status.FAIL and out.evidence["kept"] is False
     warn = open_server(intrusive=IntrusiveFacts(store_status=0xB000))
     assert run("DICOM-007", warn).status is Status.FAIL
-    err = open_server(intrusive=IntrusiveFacts(store_error="peer aborted"))
+    err = open_server(intrusive=IntrusiveFacts(store_error="connection reset"))
     assert run("DICOM-007", err).status is Status.ERROR
+    aborted = open_server(intrusive=IntrusiveFacts(store_refused="A-ABORT", move_refused="x",
+                                                   get_refused="y"))
+    for cid in ("DICOM-007", "DICOM-008", "DICOM-009"):
+        assert run(cid, aborted).status is Status.PASS
+    skipped = open_server(intrusive=IntrusiveFacts(skipped="no association"))
+    for cid in ("DICOM-007", "DICOM-008", "DICOM-009"):
+        assert run(cid, skipped).status is Status.PASS
 
 
 def test_every_check_handles_non_dicom_and_bare_facts() -> None:

@@ -30,10 +30,12 @@ def evaluate(facts: DicomFacts) -> Outcome:
     intr = facts.intrusive
     if intr is None:
         return Outcome(Status.UNKNOWN, {"reason": "intrusive tests not enabled (--intrusive)"})
+    if intr.skipped:
+        return Outcome(Status.PASS, {"reason": intr.skipped})
+    if intr.store_refused:
+        return Outcome(Status.PASS, {"refused": intr.store_refused})
     if intr.store_status is None:
-        if not facts.associated or intr.store_error is None:
-            return Outcome(Status.PASS, {"reason": "no storage context for an unknown AE"})
-        return Outcome(Status.ERROR, {}, error=intr.store_error)
+        return Outcome(Status.ERROR, {}, error=intr.store_error or "no C-STORE response")
     evidence = {"status": f"0x{intr.store_status:04X}"}
     # 0x0000 success, 0xB000/0xB007/0xB006 warnings: the instance was stored.
     if intr.store_status == 0 or (intr.store_status & 0xF000) == 0xB000:

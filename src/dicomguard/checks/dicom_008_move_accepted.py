@@ -31,11 +31,14 @@ def evaluate(facts: DicomFacts) -> Outcome:
     intr = facts.intrusive
     if intr is None:
         return Outcome(Status.UNKNOWN, {"reason": "intrusive tests not enabled (--intrusive)"})
+    if intr.skipped:
+        return Outcome(Status.PASS, {"reason": intr.skipped})
+    if intr.move_refused:
+        return Outcome(Status.PASS, {"refused": intr.move_refused})
     if intr.move_status is None:
-        if intr.move_error is None:
-            return Outcome(Status.PASS, {"reason": "no C-MOVE context for an unknown AE"})
-        return Outcome(Status.ERROR, {}, error=intr.move_error)
+        return Outcome(Status.ERROR, {}, error=intr.move_error or "no C-MOVE response")
     evidence = {"status": f"0x{intr.move_status:04X}", "destination": "made-up AE title"}
+    # A801 destination unknown; Axxx/Cxxx failures and 0122/0124/0211 refusals all refuse.
     if intr.move_status == MOVE_DESTINATION_UNKNOWN or (intr.move_status & 0xF000) in (
             0xA000, 0xC000) or intr.move_status in (0x0122, 0x0124, 0x0211):
         return Outcome(Status.PASS, evidence)

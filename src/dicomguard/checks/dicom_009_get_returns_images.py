@@ -29,11 +29,17 @@ def evaluate(facts: DicomFacts) -> Outcome:
     intr = facts.intrusive
     if intr is None:
         return Outcome(Status.UNKNOWN, {"reason": "intrusive tests not enabled (--intrusive)"})
-    if intr.get_status is None and intr.get_instances == 0:
-        if intr.get_error is None:
-            return Outcome(Status.PASS, {"reason": "no C-GET context or nothing to retrieve"})
+    if intr.skipped:
+        return Outcome(Status.PASS, {"reason": intr.skipped})
+    if intr.get_refused:
+        return Outcome(Status.PASS, {"refused": intr.get_refused})
+    if intr.get_instances > 0:
+        return Outcome(Status.FAIL, {
+            "instances_received": intr.get_instances, "kept": False,
+            "status": None if intr.get_status is None else f"0x{intr.get_status:04X}"})
+    if intr.get_error:
         return Outcome(Status.ERROR, {}, error=intr.get_error)
-    evidence = {"instances_received": intr.get_instances,
-                "status": None if intr.get_status is None else f"0x{intr.get_status:04X}",
-                "kept": False}
-    return Outcome(Status.FAIL if intr.get_instances > 0 else Status.PASS, evidence)
+    if intr.get_status is None:
+        return Outcome(Status.PASS, {"reason": "nothing known to retrieve (no study found)"})
+    return Outcome(Status.PASS, {"instances_received": 0,
+                                 "status": f"0x{intr.get_status:04X}"})

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -193,8 +193,11 @@ class DicomProber:
                                              timeout=cfg.tls_timeout)
         first_study = acc["extra"].pop("_first_study_uid", None)  # memory only, never stored
         facts = DicomFacts(endpoint=endpoint, **acc)
-        if cfg.intrusive and facts.accepted_called_ae is not None:
-            facts = replace(facts, intrusive=await self._intrusive(endpoint, facts, first_study))
+        if cfg.intrusive:
+            intrusive = IntrusiveFacts(skipped="no association for an unknown AE") \
+                if facts.accepted_called_ae is None else \
+                await self._intrusive(endpoint, facts, first_study)
+            facts = replace(facts, intrusive=intrusive)
         return facts
 
     async def _session(self, endpoint: Endpoint, called_ae: str,
@@ -344,62 +347,82 @@ class DicomProber:
 
     async def _intrusive(self, endpoint: Endpoint, facts: DicomFacts,
                          study_uid: str | None) -> IntrusiveFacts:
-        """Opt-in tests that write to or pull from the device, each clearly labelled."""
+        """Opt-in tests that write to or pull from the device, each clearly labelled.
+
+        Each test runs on its own association, so a server that aborts one (Orthanc refuses
+        by A-ABORT) is still asked the next question. An A-ABORT or a failure status in answer
+        to a request is a refusal; a broken connection is an error.
+        """
         from dicomguard.probes.test_instance import make_test_instance
 
-        cfg = self.cfg
-        called = facts.accepted_called_ae or cfg.called_ae
-        storage = [uid for _, uid in sop_catalogue.CATALOGUE["storage"]]
-        contexts = _contexts([sop_catalogue.SECONDARY_CAPTURE, sop_catalogue.STUDY_ROOT_MOVE,
-                              sop_catalogue.STUDY_ROOT_GET]
-                             + [u for u in storage if u != sop_catalogue.SECONDARY_CAPTURE])
-        out = IntrusiveFacts()
+        called = facts.accepted_called_ae or self.cfg.called_ae
+        storage = tuple(uid for _, uid in sop_catalogue.CATALOGUE["storage"])
+        out: dict[str, Any] = {}
         instance = make_test_instance()
+
+        async def store(assoc: dicom_ul.Association) -> None:
+            status = await assoc.c_store(instance, sop_class_uid=instance.SOPClassUID,
+                                         sop_instance_uid=instance.SOPInstanceUID)
+            out["store_status"] = status
+            nonlocal study_uid
+            if status == 0 or (status & 0xF000) == 0xB000:
+                study_uid = instance.StudyInstanceUID  # retrieve our own instance, not a patient's
+
+        def identifier() -> Dataset:
+            ident = Dataset()
+            ident.QueryRetrieveLevel = "STUDY"
+            ident.StudyInstanceUID = study_uid or f"2.25.{secrets.randbits(100)}"
+            return ident
+
+        async def move(assoc: dicom_ul.Association) -> None:
+            mv = await assoc.c_move(sop_catalogue.STUDY_ROOT_MOVE, identifier(),
+                                    move_destination=random_ae("DGNODEST"))
+            out["move_status"] = mv.status
+            if mv.status is None:
+                out["move_error"] = mv.error or "no final C-MOVE response"
+
+        async def get(assoc: dicom_ul.Association) -> None:
+            got = await assoc.c_get(sop_catalogue.STUDY_ROOT_GET, identifier(), max_instances=1)
+            out["get_status"], out["get_instances"] = got.status, got.instances_received
+            if got.status is None and not got.instances_received:
+                out["get_error"] = got.move.error or "no final C-GET response"
+
+        await self._one_test(endpoint, called, "store", (instance.SOPClassUID,), (), store, out)
+        await self._one_test(endpoint, called, "move", (sop_catalogue.STUDY_ROOT_MOVE,), (),
+                             move, out)
+        if study_uid:
+            await self._one_test(endpoint, called, "get", (sop_catalogue.STUDY_ROOT_GET,
+                                                           *storage), storage, get, out)
+        return IntrusiveFacts(**out)
+
+    async def _one_test(self, endpoint: Endpoint, called: str, name: str,
+                        uids: tuple[str, ...], roles: tuple[str, ...],
+                        run: Callable[[dicom_ul.Association], Awaitable[None]],
+                        out: dict[str, Any]) -> None:
+        cfg = self.cfg
         try:
             async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
                     reader, writer):
                 assoc = await dicom_ul.associate(
                     reader, writer, called_ae=called, calling_ae=cfg.calling_ae,
-                    contexts=contexts, read_timeout=cfg.read_timeout,
-                    scp_scu_roles=tuple(storage), peer=(endpoint.address, endpoint.port))
-                try:
-                    if assoc.accepted(sop_catalogue.SECONDARY_CAPTURE):
-                        try:
-                            status = await assoc.c_store(
-                                instance, sop_class_uid=instance.SOPClassUID,
-                                sop_instance_uid=instance.SOPInstanceUID)
-                            out = replace(out, store_status=status)
-                            if status == 0 or (status & 0xF000) == 0xB000:
-                                study_uid = instance.StudyInstanceUID
-                        except DicomguardError as exc:
-                            out = replace(out, store_error=str(exc))
-                    ident = Dataset()
-                    ident.QueryRetrieveLevel = "STUDY"
-                    ident.StudyInstanceUID = study_uid or f"2.25.{secrets.randbits(100)}"
-                    if assoc.accepted(sop_catalogue.STUDY_ROOT_MOVE):
-                        try:
-                            mv = await assoc.c_move(sop_catalogue.STUDY_ROOT_MOVE, ident,
-                                                    move_destination=random_ae("DGNODEST"))
-                            out = replace(out, move_status=mv.status,
-                                          move_error=None if mv.status is not None
-                                          else mv.error or "no final C-MOVE response")
-                        except DicomguardError as exc:
-                            out = replace(out, move_error=str(exc))
-                    if assoc.accepted(sop_catalogue.STUDY_ROOT_GET) and study_uid:
-                        try:
-                            got = await assoc.c_get(sop_catalogue.STUDY_ROOT_GET, ident,
-                                                    max_instances=1)
-                            out = replace(out, get_status=got.status,
-                                          get_instances=got.instances_received,
-                                          get_error=None if got.status is not None
-                                          else got.move.error or "no final C-GET response")
-                        except DicomguardError as exc:
-                            out = replace(out, get_error=str(exc))
-                finally:
+                    contexts=_contexts(uids), read_timeout=cfg.read_timeout,
+                    scp_scu_roles=roles, peer=(endpoint.address, endpoint.port))
+                if assoc.accepted(uids[0]) is None:
+                    out[f"{name}_refused"] = "presentation context not accepted"
                     await self._release(assoc)
+                    return
+                try:
+                    await run(assoc)
+                except PeerAborted as exc:
+                    out[f"{name}_refused"] = f"A-ABORT (source {exc.source}, reason {exc.reason})"
+                    return
+                await self._release(assoc)
+        except AssociationRejected as rj:
+            out[f"{name}_refused"] = f"association rejected: {rj.description}"
+        except OutOfScopeError:
+            raise
         except DicomguardError as exc:
-            out = replace(out, store_error=out.store_error or str(exc))
-        return out
+            out[f"{name}_error"] = str(exc)
 
 
 async def probe(endpoint: Endpoint, connector: Connector, cfg: DicomProbeConfig) -> DicomFacts:

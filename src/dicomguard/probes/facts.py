@@ -83,12 +83,16 @@ class TlsFacts:
 class IntrusiveFacts:
     """Results of the opt-in tests that write to or pull from the device."""
 
+    skipped: str | None = None             # why no test could run (no association)
     store_status: int | None = None        # C-STORE of the labelled synthetic test instance
+    store_refused: str | None = None       # refused by A-ABORT, rejection or context refusal
     store_error: str | None = None
     move_status: int | None = None         # C-MOVE to a made-up destination
+    move_refused: str | None = None
     move_error: str | None = None
     get_status: int | None = None          # C-GET of one instance, discarded
     get_instances: int = 0
+    get_refused: str | None = None
     get_error: str | None = None
 
 
