@@ -1,0 +1,615 @@
+"""The PHI inspector: what in a DICOM header identifies someone, named by keyword, never shown.
+
+    from dicomguard.dicomfile import read_header
+    from dicomguard.phi.inspector import inspect
+    result = inspect(read_header("image.dcm"))
+    result.attributes          # {"PatientName": 1, "StudyDate": 1, "(0009,10,GEMS_IDEN_01)": 1}
+    result.text_findings       # {("ImageComments", "name"): 1, ("StudyDescription", "address"): 1}
+    result.flags               # RiskFlag.BURNED_IN_LIKELY | RiskFlag.PRIVATE_TAGS ...
+    result.severity            # Severity.CRITICAL when a name, an ID or contact data is present
+    inspect(hdr, detail=True, show_phi=True).hits   # per element: path, source, value
+
+Every element is looked at, at every depth (sequence items) and in private blocks:
+
+1. **Annex E** (PS3.15 Table E.1-1 through :mod:`.rules`): an element that carries a value and
+   whose action is anything but ``K`` (X, Z, D, U, C and their combinations) is an *attribute
+   carrying PHI*, put in a :class:`Category` (patient name, patient ID, contact, birth date,
+   other person names, dates, UIDs (identifying by linkage), demographics, institution,
+   device, free text, graphics, private, other). Empty values are not PHI and are not counted.
+   Private data elements are named ``(gggg,ee,Creator)`` (``ee`` is the element byte within
+   the creator's block) or ``(gggg,eeee)`` when the block has no creator. Private creator
+   elements and group lengths are not counted: they hold vendor names and lengths.
+2. **Free-text heuristics** (:mod:`.heuristics`) where the table does not reach: every element
+   with a text VR (LO, LT, ST, UT, SH, UC, PN), public or private, at any depth, except the
+   patient's own name and ID elements, is searched for the patient's name and IDs, dates,
+   phone numbers, e-mail addresses and street addresses. A hit is reported as
+   ``(keyword, detector)``; its category is the detector's (name: patient-name, ID: patient-id,
+   date: date, phone/e-mail/address: contact).
+3. **Risk flags** (:class:`RiskFlag`) about what the header cannot show: burned-in annotation
+   (BurnedInAnnotation YES; or absent for US, SC, OT, XA, ES and secondary capture SOP
+   classes, which usually carry it), overlays (60xx,3000), curves (50xx,xxxx), private tags
+   present, and a recognisable face (:func:`face_risk`).
+
+Values are never kept unless ``show_phi=True``; the default result holds keywords, counts,
+categories and flags only, so printing it or writing it to JSON cannot leak a value.
+
+Severity of a file (:func:`severity_for`), the worst of:
+
+    CRITICAL  patient-name, patient-id or contact (in its attribute or found in free text)
+    HIGH      birth-date, person-name (staff and other people), BURNED_IN, FACE
+    MEDIUM    date, uid, demographic, institution, device, free-text, graphics, other,
+              BURNED_IN_LIKELY, OVERLAY
+    LOW       private, CURVE, PRIVATE_TAGS
+    INFO      nothing identifying
+
+Speed: the Annex E action, keyword, category and "scan as text" decision of every public tag is
+computed once per (process, options); the per-element loop is a tuple unpack, a dict lookup and
+a few set lookups; text is decoded only for the elements the heuristics look at, and only when
+it has at least 3 bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntFlag, StrEnum
+from functools import cache
+
+from pydicom.datadict import DicomDictionary, keyword_for_tag
+
+from dicomguard.dicomfile import Element, Header, decode_text, text_values
+from dicomguard.models import Severity
+
+from .heuristics import Detector, Identity, find_spans, scan_text
+from .rules import OPTION_NAMES, table
+
+__all__ = [
+    "BURNED_IN_MODALITIES",
+    "CATEGORY_SEVERITY",
+    "DETECTOR_CATEGORY",
+    "FLAG_SEVERITY",
+    "SECONDARY_CAPTURE_SOP_CLASSES",
+    "Category",
+    "Inspection",
+    "Inspector",
+    "PhiHit",
+    "RiskFlag",
+    "face_risk",
+    "inspect",
+    "keyword_of",
+    "path_str",
+    "severity_for",
+]
+
+
+class Category(StrEnum):
+    """What kind of identifying information an attribute carries."""
+
+    PATIENT_NAME = "patient-name"
+    PATIENT_ID = "patient-id"
+    CONTACT = "contact"            # addresses, phone numbers, e-mail
+    BIRTH_DATE = "birth-date"
+    PERSON_NAME = "person-name"    # staff and other people: names, their addresses, phones
+    DATE = "date"                  # dates and times
+    UID = "uid"                    # identifying by linkage
+    DEMOGRAPHIC = "demographic"    # age, sex, size, weight, ethnic group, ...
+    INSTITUTION = "institution"
+    DEVICE = "device"
+    FREE_TEXT = "free-text"        # descriptions, comments, labels
+    GRAPHICS = "graphics"          # overlays, curves, graphic annotations
+    PRIVATE = "private"
+    OTHER = "other"
+
+
+class RiskFlag(IntFlag):
+    """Risks the header points at but cannot show (pixels, overlays, private blocks)."""
+
+    BURNED_IN = 1          # BurnedInAnnotation (0028,0301) is YES
+    BURNED_IN_LIKELY = 2   # absent, for a modality / SOP class that usually burns text in
+    OVERLAY = 4            # (60xx,3000) Overlay Data present
+    CURVE = 8              # (50xx,xxxx) curve data present (retired, may hold annotations)
+    PRIVATE_TAGS = 16      # private data elements present
+    FACE = 32              # a head CT/MR volume (or RecognizableVisualFeatures YES)
+
+    @property
+    def label(self) -> str:
+        return (self.name or "").lower().replace("_", "-")
+
+
+CATEGORY_SEVERITY: Mapping[Category, Severity] = {
+    Category.PATIENT_NAME: Severity.CRITICAL,
+    Category.PATIENT_ID: Severity.CRITICAL,
+    Category.CONTACT: Severity.CRITICAL,
+    Category.BIRTH_DATE: Severity.HIGH,
+    Category.PERSON_NAME: Severity.HIGH,
+    Category.DATE: Severity.MEDIUM,
+    Category.UID: Severity.MEDIUM,
+    Category.DEMOGRAPHIC: Severity.MEDIUM,
+    Category.INSTITUTION: Severity.MEDIUM,
+    Category.DEVICE: Severity.MEDIUM,
+    Category.FREE_TEXT: Severity.MEDIUM,
+    Category.GRAPHICS: Severity.MEDIUM,
+    Category.OTHER: Severity.MEDIUM,
+    Category.PRIVATE: Severity.LOW,
+}
+
+FLAG_SEVERITY: Mapping[RiskFlag, Severity] = {
+    RiskFlag.BURNED_IN: Severity.HIGH,
+    RiskFlag.FACE: Severity.HIGH,
+    RiskFlag.BURNED_IN_LIKELY: Severity.MEDIUM,
+    RiskFlag.OVERLAY: Severity.MEDIUM,
+    RiskFlag.CURVE: Severity.LOW,
+    RiskFlag.PRIVATE_TAGS: Severity.LOW,
+}
+
+DETECTOR_CATEGORY: Mapping[Detector, Category] = {
+    Detector.NAME: Category.PATIENT_NAME,
+    Detector.PATIENT_ID: Category.PATIENT_ID,
+    Detector.DATE: Category.DATE,
+    Detector.PHONE: Category.CONTACT,
+    Detector.EMAIL: Category.CONTACT,
+    Detector.ADDRESS: Category.CONTACT,
+}
+
+_DETECTOR_ROWS = tuple((int(d), d.label, c) for d, c in DETECTOR_CATEGORY.items())
+
+#: Modalities whose images usually carry burned-in text when BurnedInAnnotation is absent.
+BURNED_IN_MODALITIES = frozenset({"US", "SC", "OT", "XA", "ES"})
+#: Secondary Capture Image Storage SOP classes (PS3.4 B.5): screenshots, scanned documents.
+SECONDARY_CAPTURE_SOP_CLASSES = frozenset({
+    "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.7.1", "1.2.840.10008.5.1.4.1.1.7.2",
+    "1.2.840.10008.5.1.4.1.1.7.3", "1.2.840.10008.5.1.4.1.1.7.4",
+})
+
+# --- tags ------------------------------------------------------------------------------------
+_PATIENT_NAME_TAGS = frozenset({0x00100010, 0x00101001, 0x00101005, 0x00101060})
+_PATIENT_ID_TAGS = frozenset({0x00100020, 0x00101000, 0x00100021, 0x00101090, 0x00080050,
+                              0x00380010, 0x00101050, 0x00120040, 0x00120042})
+#: The patient's own address, phone numbers and telecom information.
+_CONTACT_TAGS = frozenset({0x00101040, 0x00102154, 0x00102155})
+#: Contact data of other people (referring physician, distribution list): person-name.
+_OTHER_PERSON_TAGS = frozenset({0x00080092, 0x00080094, 0x4008011A})
+_BIRTH_TAGS = frozenset({0x00100030, 0x00100032})
+_DEMOGRAPHIC_TAGS = frozenset({0x00101010, 0x00101020, 0x00101030, 0x00100040, 0x00102160,
+                               0x00102180, 0x001021A0, 0x001021C0, 0x00102203, 0x001021F0,
+                               0x00101080, 0x00101081, 0x00102000, 0x00102110, 0x001021B0,
+                               0x00104000, 0x00100101, 0x00100102, 0x00102150, 0x00102152})
+_INSTITUTION_TAGS = frozenset({0x00080080, 0x00080081, 0x00080082, 0x00081040, 0x00081041,
+                               0x00102299, 0x00120030, 0x00120031, 0x00120060, 0x00120081,
+                               0x04000564})
+_DEVICE_TAGS = frozenset({0x00081010, 0x00181000, 0x00181004, 0x00181005, 0x00181007,
+                          0x00181008, 0x00181009, 0x0018100A, 0x0018700A, 0x00185011,
+                          0x00080054, 0x00080055, 0x00081000, 0x300A00B2, 0x30080105,
+                          0x00189367, 0x00189371, 0x3010002D, 0x30100043, 0x3010001B,
+                          0x04000563, 0x00741234, 0x00741236, 0x21000070, 0x21000140})
+#: The patient's own name and ID elements: the source of the identity, never text-scanned.
+_IDENTITY_NAME_TAGS = frozenset({0x00100010, 0x00101001, 0x00101005})
+_IDENTITY_ID_TAGS = frozenset({0x00100020, 0x00101000})
+#: Text elements never scanned: the identity itself, and version / vendor / coding-scheme
+#: strings (dates and addresses of software builds and standards bodies are not PHI).
+_NO_SCAN_TAGS = _IDENTITY_NAME_TAGS | _IDENTITY_ID_TAGS | frozenset({
+    0x00100021,   # IssuerOfPatientID
+    0x00020013,   # ImplementationVersionName
+    0x00181020,   # SoftwareVersions
+    0x00080070,   # Manufacturer
+    0x00081090,   # ManufacturerModelName
+    0x00080115,   # CodingSchemeName
+    0x00080116,   # CodingSchemeResponsibleOrganization
+    0x00080103,   # CodingSchemeVersion
+    0x00080102,   # CodingSchemeDesignator
+})
+#: Categories whose attributes are only searched for the patient's name and IDs: that an
+#: institution or a physician has an address or a phone number is what the attribute says.
+_NAME_ID_ONLY = frozenset({Category.INSTITUTION, Category.DEVICE, Category.PERSON_NAME,
+                           Category.CONTACT})
+_ALL_DETECTORS = int(Detector(63))
+_NAME_ID = int(Detector.NAME | Detector.PATIENT_ID)
+
+
+_SCAN_VRS = frozenset({"LO", "LT", "ST", "UT", "SH", "UC", "PN"})
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
+                       "TM", "UC", "UI", "UR", "UT"})
+_DATE_VRS = frozenset({"DA", "DT", "TM"})
+_FREE_TEXT_WORDS = ("Description", "Comment", "Label", "Name", "Text", "Notes", "Narrative",
+                    "Reason", "Impressions", "Keywords", "Title", "Subject", "Allergies",
+                    "Alerts", "History", "Value")
+
+# facts for risk flags
+_MODALITY = 0x00080060
+_SOP_CLASS = 0x00080016
+_BURNED_IN = 0x00280301
+_RECOGNISABLE = 0x00280302
+_BODY_PART = 0x00180015
+_STUDY_DESC = 0x00081030
+_SERIES_DESC = 0x0008103E
+_PROTOCOL = 0x00181030
+_FRAMES = 0x00280008
+_SLICE_THICKNESS = 0x00180050
+_MR_ACQ_TYPE = 0x00180023
+_IMAGE_TYPE = 0x00080008
+
+#: Head words looked for (casefolded, as substrings) in BodyPartExamined and descriptions.
+HEAD_WORDS = ("head", "brain", "skull", "crani", "face", "facial", "neuro", "orbit", "sinus",
+              "kopf", "schaedel", "schädel", "cerebr", "tete", "tête", "cabeza", "cranio",
+              "cervello", "hirn")
+#: Thin slices: a stack of slices this thin (mm) or thinner renders a recognisable face.
+FACE_MAX_SLICE_THICKNESS = 3.0
+#: A multi-frame CT/MR object with this many frames or more is a volume.
+FACE_MIN_FRAMES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PhiHit:
+    """One element carrying PHI (``detail=True`` only). ``value`` is None unless show_phi."""
+
+    keyword: str
+    tag: int
+    path: str                  # "OtherPatientIDsSequence[0].PatientID"
+    category: Category
+    source: str                # "annex-e" or "text:<detector>"
+    action: str | None         # the Annex E action ("X", "Z/D", "U", ...) or None
+    value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What one header holds, as keywords and counts (no values unless show_phi)."""
+
+    attributes: Mapping[str, int]                    # keyword -> elements carrying a value
+    attribute_categories: Mapping[str, Category]     # keyword -> its category
+    text_findings: Mapping[tuple[str, str], int]     # (keyword, detector label) -> elements
+    categories: frozenset[Category]
+    flags: RiskFlag
+    severity: Severity
+    elements: int
+    hits: tuple[PhiHit, ...] = ()
+    private_creators: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def has_phi(self) -> bool:
+        return bool(self.attributes or self.text_findings)
+
+
+# --- precomputed tables ----------------------------------------------------------------------
+
+_TagInfo = tuple[str, str, Category]   # keyword, action, category
+
+_KEYWORDS: dict[int, str] = {}
+
+
+def keyword_of(tag: int, creator: str | None = None) -> str:
+    """The standard keyword of a public tag, ``(gggg,ee,Creator)`` for a private data element,
+    ``(gggg,eeee)`` otherwise."""
+    group, elem = tag >> 16, tag & 0xFFFF
+    if group & 1:
+        if elem >= 0x1000 and creator:
+            return f"({group:04X},{elem & 0xFF:02X},{creator})"
+        return f"({group:04X},{elem:04X})"
+    kw = _KEYWORDS.get(tag)
+    if kw is None:
+        kw = keyword_for_tag(tag) or f"({group:04X},{elem:04X})"
+        if len(_KEYWORDS) < 100_000:
+            _KEYWORDS[tag] = kw
+    return kw
+
+
+def _category(tag: int, keyword: str, vr: str) -> Category:
+    if tag in _PATIENT_NAME_TAGS:
+        return Category.PATIENT_NAME
+    if tag in _PATIENT_ID_TAGS:
+        return Category.PATIENT_ID
+    if tag in _CONTACT_TAGS:
+        return Category.CONTACT
+    if tag in _BIRTH_TAGS:
+        return Category.BIRTH_DATE
+    if vr == "UI":
+        return Category.UID
+    if vr in _DATE_VRS:
+        return Category.DATE
+    if tag in _INSTITUTION_TAGS or "Institution" in keyword:
+        return Category.INSTITUTION
+    if vr == "PN" or tag in _OTHER_PERSON_TAGS or keyword.endswith(
+            "IdentificationSequence") or keyword in (
+            "InterpretationApproverSequence", "ROICreatorSequence", "ROIInterpreterSequence",
+            "DistributionName", "ResponsiblePerson", "TopicAuthor", "CameraOwnerName"):
+        return Category.PERSON_NAME
+    if tag in _DEMOGRAPHIC_TAGS:
+        return Category.DEMOGRAPHIC
+    if tag in _DEVICE_TAGS or "Device" in keyword or "Serial" in keyword or (
+            "Calibration" in keyword):
+        return Category.DEVICE
+    group = tag >> 16
+    if 0x5000 <= group <= 0x60FF or keyword.startswith("Graphic"):
+        return Category.GRAPHICS
+    if vr in _SCAN_VRS and any(w in keyword for w in _FREE_TEXT_WORDS):
+        return Category.FREE_TEXT
+    return Category.OTHER
+
+
+_Entry = tuple[_TagInfo | None, int]   # (identifying info or None, text detectors)
+
+
+@cache
+def _public_table(options: frozenset[str]) -> dict[int, _Entry]:
+    """tag -> (info, detectors) for every dictionary tag: info is (keyword, action, category)
+    when the action is identifying, None when the tag is kept (K) or has no Annex E row;
+    detectors are the free-text detectors that apply to it (when its VR is a text VR)."""
+    rules = table()
+    out: dict[int, _Entry] = {}
+    for tag, entry in DicomDictionary.items():
+        out[tag] = _entry_for(rules.action_for(tag, options), tag, entry[0], entry[4])
+    return out
+
+
+def _entry_for(action: str | None, tag: int, vr: str, keyword: str) -> _Entry:
+    info: _TagInfo | None = None
+    if action is not None and action != "K":
+        keyword = keyword or f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+        info = keyword, action, _category(tag, keyword, vr.split(" ")[0])
+    if tag in _NO_SCAN_TAGS:
+        return info, 0
+    if info is not None and info[2] in _NAME_ID_ONLY:
+        return info, _NAME_ID
+    return info, _ALL_DETECTORS
+
+
+def path_str(path: Sequence[tuple[int, int]], keyword: str) -> str:
+    """``ReferencedStudySequence[0].ReferencedSOPInstanceUID`` (keywords and indexes only)."""
+    if not path:
+        return keyword
+    parts = [f"{keyword_of(tag)}[{index}]" for tag, index in path]
+    parts.append(keyword)
+    return ".".join(parts)
+
+
+def face_risk(header: Header) -> bool:
+    """Whether the header describes pixels from which a face can be reconstructed.
+
+    Rule: RecognizableVisualFeatures (0028,0302) is YES; or all of
+    - Modality is CT or MR,
+    - the head: BodyPartExamined, StudyDescription, SeriesDescription or ProtocolName contains
+      one of :data:`HEAD_WORDS` (head, brain, skull, crani..., face, neuro, orbit, sinus, ...),
+    - a volume: a multi-frame object with at least :data:`FACE_MIN_FRAMES` frames, or
+      SliceThickness <= :data:`FACE_MAX_SLICE_THICKNESS` mm, or MRAcquisitionType 3D,
+    - not a localizer/scout (ImageType).
+    A single thin slice is flagged because a series of them is the volume; the audit counts
+    files, and the series they belong to are what a reviewer should look at.
+    """
+    if _upper(header, _RECOGNISABLE) == "YES":
+        return True
+    if _upper(header, _MODALITY) not in ("CT", "MR"):
+        return False
+    text = " ".join(filter(None, (header.text(t) for t in (_BODY_PART, _STUDY_DESC,
+                                                            _SERIES_DESC, _PROTOCOL))))
+    low = text.casefold()
+    if not any(w in low for w in HEAD_WORDS):
+        return False
+    image_type = (header.text(_IMAGE_TYPE) or "").upper()
+    if "LOCALIZER" in image_type or "SCOUT" in image_type:
+        return False
+    frames = header.numbers(_FRAMES) if _FRAMES in header else []
+    if frames and frames[0] >= FACE_MIN_FRAMES:
+        return True
+    if _upper(header, _MR_ACQ_TYPE) == "3D":
+        return True
+    thickness = header.numbers(_SLICE_THICKNESS) if _SLICE_THICKNESS in header else []
+    return bool(thickness) and 0 < thickness[0] <= FACE_MAX_SLICE_THICKNESS
+
+
+def _upper(header: Header, tag: int) -> str:
+    elem = header.get(tag)
+    if elem is None or not elem.value:
+        return ""
+    return elem.value.decode("latin_1").strip(" \x00").upper()
+
+
+def severity_for(categories: Iterable[Category], flags: RiskFlag) -> Severity:
+    """The worst severity of the categories and flags (INFO when none)."""
+    worst = Severity.INFO
+    for cat in categories:
+        sev = CATEGORY_SEVERITY[cat]
+        if sev > worst:
+            worst = sev
+    for flag, sev in FLAG_SEVERITY.items():
+        if flags & flag and sev > worst:
+            worst = sev
+    return worst
+
+
+class Inspector:
+    """Inspects headers with fixed settings; build once, call :meth:`inspect` per file.
+
+    ``options``: Annex E option names (:data:`.rules.OPTION_NAMES`), e.g. "retain-uids" makes
+    UIDs K, so they are no longer reported. ``detail``: build :class:`PhiHit` records (paths);
+    ``show_phi``: put the values into them (implies detail).
+    """
+
+    def __init__(self, *, options: Iterable[str] = (), detail: bool = False,
+                 show_phi: bool = False) -> None:
+        opts = frozenset(options)
+        unknown = opts.difference(OPTION_NAMES)
+        if unknown:
+            raise ValueError(f"unknown Annex E options: {sorted(unknown)}")
+        self.options = opts
+        self.show_phi = show_phi
+        self.detail = detail or show_phi
+        self._public = dict(_public_table(opts))  # private copy: grows with unknown tags
+        self._rules = table()
+        self._private_action = self._rules.action_for(0x00090010 | 0x1000, opts) or "X"
+        self._private_kw: dict[tuple[int, str | None], str] = {}
+
+    def _slow_public(self, tag: int) -> _Entry:
+        """Tags not in the dictionary table (repeating groups, unknown): computed and cached."""
+        group = tag >> 16
+        vr = "OW" if 0x5000 <= group <= 0x60FF else ""
+        entry = _entry_for(self._rules.action_for(tag, self.options), tag, vr, keyword_of(tag))
+        if len(self._public) < 200_000:
+            self._public[tag] = entry
+        return entry
+
+    def inspect(self, header: Header) -> Inspection:
+        public_get = self._public.get
+        scan_vrs = _SCAN_VRS
+        detail = self.detail
+        private_kw = self._private_kw
+        attributes: dict[str, int] = {}
+        attr_cat: dict[str, Category] = {}
+        categories: set[Category] = set()
+        candidates: list[tuple[Element, int]] = []
+        annex_hits: list[tuple[Element, str, str, Category]] = []
+        names: list[Element] = []
+        ids: list[Element] = []
+        creators: set[str] = set()
+        flags = RiskFlag(0)
+        private_present = False
+        all_detectors = _ALL_DETECTORS
+        elements = header.elements
+        for elem in (header.meta, elements) if header.meta else (elements,):
+            for e in elem:
+                _path, tag, vr, value, _offset, _length, creator = e
+                if not value:
+                    continue
+                group = tag >> 16
+                if group & 1:
+                    if tag & 0xFFFF < 0x1000:
+                        continue
+                    private_present = True
+                    key = (tag, creator)
+                    kw = private_kw.get(key)
+                    if kw is None:
+                        kw = keyword_of(tag, creator)
+                        if len(private_kw) < 100_000:
+                            private_kw[key] = kw
+                    if creator:
+                        creators.add(creator)
+                    if vr in scan_vrs:
+                        if not value.strip(b" \x00"):
+                            continue
+                        candidates.append((e, all_detectors))
+                    attributes[kw] = attributes.get(kw, 0) + 1
+                    if detail:
+                        annex_hits.append((e, kw, self._private_action, Category.PRIVATE))
+                    continue
+                entry = public_get(tag)
+                if entry is None:
+                    entry = self._slow_public(tag)
+                info, detectors = entry
+                if vr in scan_vrs:
+                    if detectors:
+                        candidates.append((e, detectors))
+                    elif tag in _IDENTITY_NAME_TAGS:
+                        names.append(e)
+                    elif tag in _IDENTITY_ID_TAGS:
+                        ids.append(e)
+                if info is None:
+                    continue
+                if vr in _TEXT_VRS and not value.strip(b" \x00"):
+                    continue
+                kw, action, cat = info
+                attributes[kw] = attributes.get(kw, 0) + 1
+                attr_cat[kw] = cat
+                categories.add(cat)
+                if 0x5000 <= group <= 0x60FF:
+                    if group >= 0x6000:
+                        if tag & 0xFFFF == 0x3000:
+                            flags |= RiskFlag.OVERLAY
+                    elif group <= 0x501E:
+                        flags |= RiskFlag.CURVE
+                if detail:
+                    annex_hits.append((e, kw, action, cat))
+        if private_present:
+            flags |= RiskFlag.PRIVATE_TAGS
+            categories.add(Category.PRIVATE)
+            for kw in attributes:
+                if kw[0] == "(" and kw not in attr_cat:
+                    attr_cat[kw] = Category.PRIVATE
+
+        codecs = header.codecs if (candidates or names or ids) else ()
+        identity = None
+        if names or ids:
+            identity = Identity.from_values(
+                names=[v for e in names for v in text_values(e.value, e.vr, codecs)],
+                ids=[v for e in ids for v in text_values(e.value, e.vr, codecs)])
+        text_findings: dict[tuple[str, str], int] = {}
+        text_hits: list[tuple[Element, str, Detector, str]] = []
+        for e, detectors in candidates:
+            if len(e.value) < 3:
+                continue
+            text = decode_text(e.value, e.vr, codecs)
+            found = scan_text(text, identity, detectors=detectors)
+            if not found:
+                continue
+            kw = self._keyword(e)
+            for bit, label, cat in _DETECTOR_ROWS:
+                if found & bit:
+                    key2 = (kw, label)
+                    text_findings[key2] = text_findings.get(key2, 0) + 1
+                    categories.add(cat)
+                    if detail:
+                        text_hits.append((e, kw, Detector(bit), text))
+
+        flags |= self._flags(header)
+        hits: tuple[PhiHit, ...] = ()
+        if detail:
+            hits = self._hits(header, annex_hits, text_hits, identity)
+        return Inspection(attributes=attributes, attribute_categories=attr_cat,
+                          text_findings=text_findings, categories=frozenset(categories),
+                          flags=flags, severity=severity_for(categories, flags),
+                          elements=len(header.meta) + len(elements), hits=hits,
+                          private_creators=frozenset(creators))
+
+    def _keyword(self, e: Element) -> str:
+        if e.tag >> 16 & 1:
+            return self._private_kw.get((e.tag, e.private_creator)) or keyword_of(
+                e.tag, e.private_creator)
+        return keyword_of(e.tag)
+
+    @staticmethod
+    def _flags(header: Header) -> RiskFlag:
+        flags = RiskFlag(0)
+        burned = _upper(header, _BURNED_IN)
+        if burned == "YES":
+            flags |= RiskFlag.BURNED_IN
+        elif not burned and (_upper(header, _MODALITY) in BURNED_IN_MODALITIES or _upper(
+                header, _SOP_CLASS) in SECONDARY_CAPTURE_SOP_CLASSES):
+            flags |= RiskFlag.BURNED_IN_LIKELY
+        if face_risk(header):
+            flags |= RiskFlag.FACE
+        return flags
+
+    def _hits(self, header: Header, annex_hits: list[tuple[Element, str, str, Category]],
+              text_hits: list[tuple[Element, str, Detector, str]],
+              identity: Identity | None) -> tuple[PhiHit, ...]:
+        show = self.show_phi
+        codecs = header.codecs
+        out: list[PhiHit] = []
+        for e, kw, action, cat in annex_hits:
+            value = _display_value(e, codecs) if show else None
+            out.append(PhiHit(kw, e.tag, path_str(e.path, kw), cat, "annex-e", action, value))
+        for e, kw, det, text in text_hits:
+            value = None
+            if show:
+                spans = [s for d, s in find_spans(text, identity) if d == det]
+                value = "; ".join(dict.fromkeys(spans)) or text
+            out.append(PhiHit(kw, e.tag, path_str(e.path, kw), DETECTOR_CATEGORY[det],
+                              f"text:{det.label}", None, value))
+        return tuple(out)
+
+
+def _display_value(e: Element, codecs: tuple[str, ...]) -> str:
+    if e.vr in _TEXT_VRS:
+        return decode_text(e.value, e.vr, codecs)
+    if len(e.value) > 32:
+        return f"<{len(e.value)} bytes>"
+    return e.value.hex(" ")
+
+
+@cache
+def _default_inspector(options: frozenset[str], detail: bool, show_phi: bool) -> Inspector:
+    return Inspector(options=options, detail=detail, show_phi=show_phi)
+
+
+def inspect(header: Header, *, options: Iterable[str] = (), detail: bool = False,
+            show_phi: bool = False) -> Inspection:
+    """Inspect one header (see :class:`Inspector`; inspectors are cached per settings)."""
+    return _default_inspector(frozenset(options), detail, show_phi).inspect(header)
