@@ -79,16 +79,16 @@ class AuditContext:
         return f"AuditContext(show_phi={self.show_phi}, ocr={self.ocr})"
 
 
-_NUMBER = re.compile(r"\b\d+\b")
+_NUMBER = re.compile(r"\([0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\)|\b\d+\b")
 _BYTES_LITERAL = re.compile(r"""b'(?:[^'\\]|\\.)*'|b"(?:[^"\\]|\\.)*\"""")
 
 
 def reason_key(message: str) -> str:
-    """A reason for counting: the message without offsets, byte literals and numbers (so
-    equal causes count together, and no value bytes from the file are carried)."""
+    """A reason for counting: the message without offsets, byte literals and numbers (tags
+    stay), so equal causes count together and no value bytes from the file are carried."""
     text = message.split(" at offset ", 1)[0]
     text = _BYTES_LITERAL.sub("?", text)
-    text = _NUMBER.sub("N", text)
+    text = _NUMBER.sub(lambda m: m.group(0) if m.group(0)[0] == "(" else "N", text)
     return text[:120]
 
 

@@ -166,13 +166,15 @@ _STREET_WORDS = (
 )
 _ADDRESS_RE = re.compile(
     rf"(?<![\w.])\d{{1,5}}[a-z]?,?\s+(?:[^\W\d_][\w'.\-]*\s+){{0,4}}(?:{_STREET_WORDS})\b"
+    r"|(?<![\w.])\d{1,5}[a-z]?,?\s+(?:[^\W\d_][\w'.\-]*\s+){1,4}(?:way|close|place)\b"
     r"|\b(?:via|viale|piazza|calle|avenida|ulica)\s+(?:[^\W\d_][\w'\-]*\s+){1,4}\d{1,5}\b"
     r"|[^\W\d_]{2,}(?:strasse|straße|str\.|gasse|weg|allee|platz|straat|laan|gatan|vej)\s+"
     r"\d{1,5}[a-z]?\b",
     re.IGNORECASE)
 
 
-_STREET_SET = frozenset(_STREET_WORDS.split("|"))
+#: "way", "close" and "place" need a street name between number and word ("2 way valve").
+_STREET_SET = frozenset(_STREET_WORDS.split("|")) | {"way", "close", "place"}
 _COMPOUND_HINT = re.compile(r"str(?:asse|aße|\.|aat)|gasse|weg|allee|platz|laan|gatan|vej")
 _ADDRESS_LEADS = frozenset({"via", "viale", "piazza", "calle", "avenida", "ulica"})
 _MONTH_WORDS = frozenset({
