@@ -133,7 +133,8 @@ def test_ctrl_c_keeps_what_was_found(tmp_path: Path, hostile: dict[str, int]) ->
     db = tmp_path / "scans.sqlite"
     cmd = [sys.executable, "-m", "dicomguard", "scan",
            f"{address}:{hostile['garbage']}", f"{address}:{hostile['tarpit']}",
-           "--only-ports", "1", "--read-timeout", "60", "--db", str(db), "--no-progress"]
+           "--only-ports", "1", "--read-timeout", "60", "--no-tls", "--db", str(db),
+           "--no-progress"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)

@@ -12,11 +12,14 @@ import asyncio
 import errno
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from dicomguard.errors import ConnectionRefused, ConnectivityError, ConnectTimeout, OutOfScopeError
+
+T = TypeVar("T")
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
 class Guard(Protocol):
@@ -83,6 +86,50 @@ class Connector:
         if self.guard is not None and not self.guard.allows(address):
             raise OutOfScopeError(address, port)
 
+    async def _acquire(self, address: str, port: int) -> None:
+        """Scope guard, per-host slot, then the global rate limit; pair with release_slot."""
+        self.check_scope(address, port)
+        sem = self._slot(address)
+        self._host_users[address] = self._host_users.get(address, 0) + 1
+        try:
+            await sem.acquire()
+        except BaseException:
+            self._drop_user(address)
+            raise
+        try:
+            if self.limiter is not None:
+                await self.limiter.acquire()
+        except BaseException:
+            self.release_slot(address)
+            raise
+        self.attempts += 1
+
+    def release_slot(self, address: str) -> None:
+        """Give back the per-host slot taken for a connection to `address`."""
+        self._host_slots[address].release()
+        self._drop_user(address)
+
+    def _drop_user(self, address: str) -> None:
+        users = self._host_users[address] - 1
+        if users:
+            self._host_users[address] = users
+        else:  # keep the per-host table bounded when scanning many hosts
+            del self._host_users[address]
+            self._host_slots.pop(address, None)
+
+    async def _connect(self, address: str, port: int, protocol: str,
+                       make: Callable[[], Awaitable[T]]) -> T:
+        """Run the connect coroutine under the connect timeout, translating OS errors."""
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                return await make()
+        except TimeoutError as exc:
+            raise ConnectTimeout(address, port, protocol, "connect timed out") from exc
+        except OSError as exc:
+            if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
+                raise ConnectionRefused(address, port, protocol, "connection refused") from exc
+            raise ConnectivityError(address, port, protocol, exc.strerror or str(exc)) from exc
+
     @asynccontextmanager
     async def open(
         self, address: str, port: int, protocol: str = "tcp"
@@ -92,41 +139,40 @@ class Connector:
         Raises OutOfScopeError before any packet is sent when the address is outside the scope,
         ConnectTimeout / ConnectionRefused / ConnectivityError when the TCP connection fails.
         """
-        self.check_scope(address, port)
-        sem = self._slot(address)
-        self._host_users[address] = self._host_users.get(address, 0) + 1
+        await self._acquire(address, port)
         try:
-            async with sem:
-                if self.limiter is not None:
-                    await self.limiter.acquire()
-                self.attempts += 1
-                try:
-                    async with asyncio.timeout(self.connect_timeout):
-                        reader, writer = await asyncio.open_connection(address, port,
-                                                                       limit=1 << 20)
-                except TimeoutError as exc:
-                    raise ConnectTimeout(address, port, protocol, "connect timed out") from exc
-                except OSError as exc:
-                    if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
-                        raise ConnectionRefused(address, port, protocol,
-                                                "connection refused") from exc
-                    reason = exc.strerror or str(exc)
-                    raise ConnectivityError(address, port, protocol, reason) from exc
-                sock = writer.get_extra_info("socket")
-                if sock is not None:
-                    with suppress(OSError):
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                try:
-                    yield reader, writer
-                finally:
-                    await close_writer(writer)
+            reader, writer = await self._connect(
+                address, port, protocol,
+                lambda: asyncio.open_connection(address, port, limit=1 << 20))
+            _nodelay(writer.transport)
+            try:
+                yield reader, writer
+            finally:
+                await close_writer(writer)
         finally:
-            users = self._host_users[address] - 1
-            if users:
-                self._host_users[address] = users
-            else:  # keep the per-host table bounded when scanning many hosts
-                del self._host_users[address]
-                self._host_slots.pop(address, None)
+            self.release_slot(address)
+
+    async def open_protocol(self, address: str, port: int, factory: Callable[[], P],
+                            protocol: str = "tcp") -> P:
+        """Connect with an asyncio.Protocol (the sweep fast path). The per-host slot stays
+        taken until the caller calls release_slot(address), after the connection is done."""
+        await self._acquire(address, port)
+        try:
+            loop = asyncio.get_running_loop()
+            transport, proto = await self._connect(
+                address, port, protocol, lambda: loop.create_connection(factory, address, port))
+        except BaseException:
+            self.release_slot(address)
+            raise
+        _nodelay(transport)
+        return proto
+
+
+def _nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 async def close_writer(writer: asyncio.StreamWriter, timeout: float = 1.0) -> None:

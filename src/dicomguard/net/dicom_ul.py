@@ -302,7 +302,8 @@ async def associate(
 
 
 @lru_cache(maxsize=512)
-def _echo_rq(context_id: int, message_id: int, max_pdu_length: int) -> bytes:
+def encode_echo_rq(context_id: int, message_id: int, max_pdu_length: int) -> bytes:
+    """The P-DATA-TF carrying a C-ECHO-RQ (PS3.7 9.3.5.1) on `context_id`."""
     command = dimse.encode_command(
         {
             dimse.AffectedSOPClassUID: VERIFICATION_SOP_CLASS,
@@ -470,7 +471,7 @@ class Association:
         ctx = self._require(VERIFICATION_SOP_CLASS)
         message_id = self._next_id()
         try:
-            await self._send(_echo_rq(ctx.context_id, message_id, self.accept.max_pdu_length))
+            await self._send(encode_echo_rq(ctx.context_id, message_id, self.accept.max_pdu_length))
             rsp = await self._response(ctx.context_id, message_id, dimse.C_ECHO_RSP)
         except DicomguardError:
             await self._fail()

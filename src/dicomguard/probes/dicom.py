@@ -40,8 +40,9 @@ from dicomguard.errors import (
     ProtocolError,
 )
 from dicomguard.models import Endpoint
-from dicomguard.net import dicom_ul
+from dicomguard.net import dicom_sweep, dicom_ul
 from dicomguard.net.connector import Connector
+from dicomguard.net.pdu import AssociateAccept
 from dicomguard.probes import fingerprint, orthanc_rest, sop_catalogue
 from dicomguard.probes.facts import (
     AssocAttempt,
@@ -204,6 +205,8 @@ class DicomProber:
                        acc: dict[str, Any]) -> AssocAttempt:
         """One association: negotiate, and when accepted, echo, query and release."""
         cfg = self.cfg
+        if not (cfg.query or cfg.negotiate_catalogue):
+            return await self._sweep_session(endpoint, called_ae, acc)
         try:
             async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
                     reader, writer):
@@ -226,6 +229,33 @@ class DicomProber:
             raise  # never a property of the endpoint: the scan itself is wrong
         except DicomguardError as exc:
             return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc), failure=exc)
+
+    async def _sweep_session(self, endpoint: Endpoint, called_ae: str,
+                             acc: dict[str, Any]) -> AssocAttempt:
+        """The quick probe's association + C-ECHO + release on the callback fast path."""
+        cfg = self.cfg
+        try:
+            res = await dicom_sweep.echo_sweep(
+                self.connector, endpoint.address, endpoint.port, called_ae=called_ae,
+                calling_ae=cfg.calling_ae, read_timeout=cfg.read_timeout)
+        except OutOfScopeError:
+            raise
+        except DicomguardError as exc:
+            return AssocAttempt(called_ae, cfg.calling_ae, False, error=str(exc), failure=exc)
+        if res.reject is not None:
+            rj = res.reject
+            acc["is_dicom"] = True
+            return AssocAttempt(called_ae, cfg.calling_ae, False, rj.result, rj.source,
+                                rj.reason, rj.description)
+        if res.accept is None:
+            return AssocAttempt(called_ae, cfg.calling_ae, False, error=res.error,
+                                failure=res.failure)
+        self._accept_facts(acc, res.accept, called_ae)
+        if res.echo_status is not None:
+            acc["echo_status"] = res.echo_status
+        elif res.error:
+            acc["extra"]["echo_error"] = res.error
+        return AssocAttempt(called_ae, cfg.calling_ae, True)
 
     async def _refine_orthanc(self, endpoint: Endpoint, acc: dict[str, Any]) -> None:
         info = await orthanc_rest.identify(
@@ -251,7 +281,10 @@ class DicomProber:
 
     @staticmethod
     def _accepted(acc: dict[str, Any], assoc: dicom_ul.Association, called_ae: str) -> None:
-        ac = assoc.accept
+        DicomProber._accept_facts(acc, assoc.accept, called_ae)
+
+    @staticmethod
+    def _accept_facts(acc: dict[str, Any], ac: AssociateAccept, called_ae: str) -> None:
         fp = fingerprint.identify(ac.implementation_class_uid, ac.implementation_version_name)
         acc.update(
             is_dicom=True, accepted_called_ae=called_ae, random_calling_accepted=True,
