@@ -56,7 +56,8 @@ class Cleaner:
                 spans = [(d, s) for d, s in spans if d.label in ("name", "patient-id")]
             if not spans:
                 break
-            for _det, piece in spans:
+            # longest first: a phone number goes whole before a name token inside it
+            for _det, piece in sorted(spans, key=lambda d_s: -len(d_s[1])):
                 if piece:
                     text = re.sub(re.escape(piece), "", text, flags=re.IGNORECASE)
         return _SPACES.sub(" ", text).strip()

@@ -81,9 +81,9 @@ _LONG_CODE_VALUE = 0x00080119
 #: Identity sources for the text sweep: names (PN anywhere is added too) and identifiers.
 _ID_SOURCE_TAGS = frozenset({0x00100020, 0x00101000, 0x00080050, 0x00200010, 0x00101002,
                              0x00380010, 0x00101050, 0x00120040, 0x00120042, 0x00100021,
-                             0x00401001, 0x00400009, 0x00181000, 0x00400253})
-_NAME_SOURCE_TAGS = frozenset({0x00080080, 0x00080081, 0x00101040, 0x00081040, 0x00081010,
-                               0x00102154, 0x00102155})
+                             0x00401001, 0x00400009, 0x00181000, 0x00400253, 0x00102154,
+                             0x00102155})
+_NAME_SOURCE_TAGS = frozenset({0x00080080, 0x00080081, 0x00101040, 0x00081040, 0x00081010})
 
 
 def _pad(value: bytes, vr: str) -> bytes:
