@@ -158,7 +158,7 @@ def test_clean_descriptors_keeps_the_rest_of_the_text() -> None:
     assert "seen" in after.ImageComments and "Patient" in after.ImageComments
     nested = after.RequestAttributesSequence[0]
     assert nested.RequestedProcedureDescription == "Knee for"
-    assert "ReferencedStudySequence" not in nested  # Type 3 inside it: X
+    assert "ReferencedStudySequence" not in nested  # X/Z, Type 3 inside it: X
 
 
 def test_uids_consistent_across_files_runs_and_references() -> None:
@@ -171,8 +171,8 @@ def test_uids_consistent_across_files_runs_and_references() -> None:
     assert out_a.StudyInstanceUID.startswith("2.25.")
     assert len(out_a.StudyInstanceUID) <= 64
     assert out_a.SOPInstanceUID != out_b.SOPInstanceUID
-    assert "ReferencedStudySequence" not in out_a  # X/Z/U*, Type 3 in the CT IOD: removed
     remapper = Remapper(KEY)
+    assert "ReferencedStudySequence" not in out_a  # X/Z, Type 3 in the CT IOD: removed
     series = out_a.ReferencedSeriesSequence[0]
     assert series.SeriesInstanceUID == out_a.SeriesInstanceUID == out_b.SeriesInstanceUID
     ref = series.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
@@ -221,7 +221,8 @@ def test_type_resolution_from_the_iod() -> None:
     assert ct == "ct-image"
     assert attribute_type(ct, 0, 0x00080023) == 2          # ContentDate, Type 2 in CT
     assert resolve("Z/D", 2) == "Z" and resolve("Z/D", 1) == "D"
-    assert resolve("X/Z/U*", 3) == "X" and resolve("X/Z/U*", 1) == "U"
+    assert resolve("X/Z/U*", 3) == "U" and resolve("X/Z/U*", 1) == "U"
+    assert resolve("X/D", 2) == "Z" and resolve("X/D", 3) == "X"
     assert attribute_type(ct, 0, 0x00081140) == 3          # ReferencedImageSequence: Type 3
     assert attribute_type(None, 0, 0x00081140) == 1        # unknown IOD: the strongest
     assert attribute_type(ct, 0x00100026 >> 0, 0x00100020) == 1   # nested PatientID

@@ -358,6 +358,8 @@ class Engine:
             if not cleaner.needs_cleaning(text, full=full):
                 continue
             cleaned = cleaner.clean(text, full=full)
+            if not cleaned:  # nothing left: a dummy keeps a Type 1 attribute valid
+                cleaned = "ANONYMOUS" if e.vr == "PN" else "REMOVED"
             try:
                 raw = encode_string(cleaned, list(codecs))
             except (UnicodeError, LookupError, ValueError):

@@ -3,7 +3,8 @@
 The rule table (:mod:`dicomguard.phi.rules`) gives each tag an action that may be combined
 (``X/Z``, ``X/D``, ``Z/D``, ``X/Z/D``, ``X/Z/U*``). PS3.15 E.1.1 resolves them by the
 attribute's Type in the IOD: a Type 1 attribute needs a value (D, or for ``X/Z/U*`` sequences:
-keep them and replace the UIDs inside, U), a Type 2 one must stay present (Z), a Type 3 one may
+keep them and replace the UIDs inside, U; we keep them at every Type, see :func:`resolve`),
+a Type 2 one must stay present (Z), a Type 3 one may
 go (X). The Types come from ``dicomguard/data/attribute_types.json`` (generated from highdicom's
 copy of the standard by ``tools/gen_attribute_types.py``; 200 kB, because only the 49 attributes
 with a combined action need a Type, so the runtime needs neither highdicom nor its 23 MB of
@@ -105,13 +106,19 @@ def resolve(action: str, typ: int) -> str:
     if action == "X/Z":
         return "Z" if typ <= 2 else "X"
     if action == "X/D":
-        return "D" if typ == 1 else "X"
+        # The table gives X/D to some Type 2 attributes (RTPlanDate in the RT Plan IOD):
+        # removing them breaks conformance, a zero-length value is as private: Z.
+        return "D" if typ == 1 else ("Z" if typ == 2 else "X")
     if action == "Z/D":
         return "D" if typ == 1 else "Z"
     if action == "X/Z/D":
         return "D" if typ == 1 else ("Z" if typ == 2 else "X")
     if action == "X/Z/U*":
-        return "U" if typ == 1 else ("Z" if typ == 2 else "X")
+        # Sequences of references (SOP class + instance UIDs). Keeping them with every UID
+        # remapped (U) discloses nothing (other contents follow their own rows) and keeps the
+        # links between de-identified instances, and the Common Instance Reference module
+        # consistent (removal leaves ReferencedSeriesSequence pointing at nothing): always U.
+        return "U"
     raise ValueError(f"unknown combined action {action!r}")
 
 
