@@ -260,9 +260,10 @@ def test_planted_phi_in_any_text_element_is_flagged(case: tuple[str, str, str]) 
         keyword = "(0043,20,ACME PROP)"
     elif target == "nested":
         item = Dataset()
-        item.CodeMeaning = text
-        ds.AnatomicRegionSequence = Sequence([item])
-        keyword = "CodeMeaning"
+        item.ValueType = "TEXT"
+        item.TextValue = text
+        ds.ContentSequence = Sequence([item])
+        keyword = "TextValue"
     else:
         setattr(ds, target, text)
         keyword = target

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from dicomguard.dicomfile import ByteSource, FileSource, read_header
+from dicomguard.dicomfile import ByteSource, read_header
 from dicomguard.models import Severity
 from dicomguard.phi.inspector import Inspector, RiskFlag
 
@@ -114,37 +114,37 @@ def audit_file(source: str | os.PathLike[str] | ByteSource,
         if _default_context is None:
             _default_context = AuditContext()
         ctx = _default_context
-    if isinstance(source, ByteSource):
-        src = source
-        owned = False
-    else:
+    if isinstance(source, (str, os.PathLike)):
+        # a path goes to the reader as a path: it opens and closes the file itself
         try:
-            src = FileSource(source)
+            size = os.stat(source).st_size
         except OSError as exc:
             return FileAudit(FileStatus.UNREADABLE,
                              reason=f"cannot open: {(exc.strerror or type(exc).__name__)}")
-        owned = True
-    try:
-        size = src.size if src.size is not None else (src.available or 0)
-        header = read_header(src)
-    finally:
-        if owned:
-            src.close()
+        header = read_header(source)
+        if header.error is not None and header.error.startswith(("cannot open", "read failed")):
+            return FileAudit(FileStatus.UNREADABLE, size, reason_key(header.error))
+        available: int | None = size
+        total: int | None = size
+    else:
+        total = source.size
+        available = source.available
+        size = total if total is not None else (available or 0)
+        header = read_header(source)
     if not header.is_dicom:
         if header.error is not None:
             return FileAudit(FileStatus.UNREADABLE, size, reason_key(header.error))
         return FileAudit(FileStatus.NON_DICOM, size)
     inspection = ctx.inspector.inspect(header)
-    available = src.available
-    partial = header.truncated and available is not None and src.size is not None and (
-        available < src.size)
+    partial = header.truncated and available is not None and total is not None and (
+        available < total)
     if header.error is not None:
         fa = FileAudit(FileStatus.UNREADABLE, size, reason_key(header.error), partial,
                        inspection)
     else:
         fa = FileAudit(FileStatus.DICOM, size, None, partial, inspection)
     file_facts(header, fa, ctx.hasher, ctx.show_phi)
-    if ctx.ocr and not isinstance(source, ByteSource) and header.pixel is not None and (
+    if ctx.ocr and isinstance(source, (str, os.PathLike)) and header.pixel is not None and (
             inspection.flags & (RiskFlag.BURNED_IN | RiskFlag.BURNED_IN_LIKELY)):
         _ocr(os.fspath(source), fa)
     return fa

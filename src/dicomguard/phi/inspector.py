@@ -152,6 +152,9 @@ DETECTOR_CATEGORY: Mapping[Detector, Category] = {
 }
 
 _DETECTOR_ROWS = tuple((int(d), d.label, c) for d, c in DETECTOR_CATEGORY.items())
+_BURNED_IN_FLAG, _BURNED_IN_LIKELY, _OVERLAY, _CURVE, _PRIVATE_TAGS, _FACE = (
+    int(RiskFlag.BURNED_IN), int(RiskFlag.BURNED_IN_LIKELY), int(RiskFlag.OVERLAY),
+    int(RiskFlag.CURVE), int(RiskFlag.PRIVATE_TAGS), int(RiskFlag.FACE))
 
 #: Modalities whose images usually carry burned-in text when BurnedInAnnotation is absent.
 BURNED_IN_MODALITIES = frozenset({"US", "SC", "OT", "XA", "ES"})
@@ -185,8 +188,9 @@ _DEVICE_TAGS = frozenset({0x00081010, 0x00181000, 0x00181004, 0x00181005, 0x0018
 #: The patient's own name and ID elements: the source of the identity, never text-scanned.
 _IDENTITY_NAME_TAGS = frozenset({0x00100010, 0x00101001, 0x00101005})
 _IDENTITY_ID_TAGS = frozenset({0x00100020, 0x00101000})
-#: Text elements never scanned: the identity itself, and version / vendor / coding-scheme
-#: strings (dates and addresses of software builds and standards bodies are not PHI).
+#: Text elements never scanned: the identity itself, version / vendor strings (dates and
+#: addresses of software builds and standards bodies are not PHI), and coded entries (code
+#: values and meanings come from coding schemes; about 4 per file, so skipping them matters).
 _NO_SCAN_TAGS = _IDENTITY_NAME_TAGS | _IDENTITY_ID_TAGS | frozenset({
     0x00100021,   # IssuerOfPatientID
     0x00020013,   # ImplementationVersionName
@@ -197,6 +201,13 @@ _NO_SCAN_TAGS = _IDENTITY_NAME_TAGS | _IDENTITY_ID_TAGS | frozenset({
     0x00080116,   # CodingSchemeResponsibleOrganization
     0x00080103,   # CodingSchemeVersion
     0x00080102,   # CodingSchemeDesignator
+    0x00080100,   # CodeValue (codes from a coding scheme, as are the next ones)
+    0x00080104,   # CodeMeaning
+    0x00080119,   # LongCodeValue
+    0x00080120,   # URNCodeValue
+    0x0008010F,   # ContextIdentifier
+    0x00080105,   # MappingResource
+    0x00080201,   # TimezoneOffsetFromUTC
 })
 #: Categories whose attributes are only searched for the patient's name and IDs: that an
 #: institution or a physician has an address or a phone number is what the attribute says.
@@ -403,17 +414,22 @@ def _upper(header: Header, tag: int) -> str:
     return elem.value.decode("latin_1").strip(" \x00").upper()
 
 
-def severity_for(categories: Iterable[Category], flags: RiskFlag) -> Severity:
+def severity_for(categories: Iterable[Category], flags: RiskFlag | int) -> Severity:
     """The worst severity of the categories and flags (INFO when none)."""
     worst = Severity.INFO
     for cat in categories:
         sev = CATEGORY_SEVERITY[cat]
         if sev > worst:
             worst = sev
-    for flag, sev in FLAG_SEVERITY.items():
-        if flags & flag and sev > worst:
-            worst = sev
+    bits = int(flags)
+    if bits:
+        for flag, sev in _FLAG_ROWS:
+            if bits & flag and sev > worst:
+                worst = sev
     return worst
+
+
+_FLAG_ROWS = tuple((int(f), s) for f, s in FLAG_SEVERITY.items())
 
 
 class Inspector:
@@ -460,7 +476,7 @@ class Inspector:
         names: list[Element] = []
         ids: list[Element] = []
         creators: set[str] = set()
-        flags = RiskFlag(0)
+        flags = 0
         private_present = False
         all_detectors = _ALL_DETECTORS
         elements = header.elements
@@ -512,13 +528,13 @@ class Inspector:
                 if 0x5000 <= group <= 0x60FF:
                     if group >= 0x6000:
                         if tag & 0xFFFF == 0x3000:
-                            flags |= RiskFlag.OVERLAY
+                            flags |= _OVERLAY
                     elif group <= 0x501E:
-                        flags |= RiskFlag.CURVE
+                        flags |= _CURVE
                 if detail:
                     annex_hits.append((e, kw, action, cat))
         if private_present:
-            flags |= RiskFlag.PRIVATE_TAGS
+            flags |= _PRIVATE_TAGS
             categories.add(Category.PRIVATE)
             for kw in attributes:
                 if kw[0] == "(" and kw not in attr_cat:
@@ -549,12 +565,13 @@ class Inspector:
                         text_hits.append((e, kw, Detector(bit), text))
 
         flags |= self._flags(header)
+        risk = RiskFlag(flags)
         hits: tuple[PhiHit, ...] = ()
         if detail:
             hits = self._hits(header, annex_hits, text_hits, identity)
         return Inspection(attributes=attributes, attribute_categories=attr_cat,
                           text_findings=text_findings, categories=frozenset(categories),
-                          flags=flags, severity=severity_for(categories, flags),
+                          flags=risk, severity=severity_for(categories, risk),
                           elements=len(header.meta) + len(elements), hits=hits,
                           private_creators=frozenset(creators))
 
@@ -565,16 +582,16 @@ class Inspector:
         return keyword_of(e.tag)
 
     @staticmethod
-    def _flags(header: Header) -> RiskFlag:
-        flags = RiskFlag(0)
+    def _flags(header: Header) -> int:
+        flags = 0
         burned = _upper(header, _BURNED_IN)
         if burned == "YES":
-            flags |= RiskFlag.BURNED_IN
+            flags |= _BURNED_IN_FLAG
         elif not burned and (_upper(header, _MODALITY) in BURNED_IN_MODALITIES or _upper(
                 header, _SOP_CLASS) in SECONDARY_CAPTURE_SOP_CLASSES):
-            flags |= RiskFlag.BURNED_IN_LIKELY
+            flags |= _BURNED_IN_LIKELY
         if face_risk(header):
-            flags |= RiskFlag.FACE
+            flags |= _FACE
         return flags
 
     def _hits(self, header: Header, annex_hits: list[tuple[Element, str, str, Category]],

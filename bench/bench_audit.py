@@ -1,0 +1,273 @@
+"""Benchmark: dicomguard's PHI audit against pydicom and a raw 4 KB read, on the same corpus.
+
+    .venv/bin/python bench/bench_audit.py                 # 20,000 files, prints files/s + ratios
+    .venv/bin/python bench/bench_audit.py --files 50000 --revisit 10
+
+The corpus is built in a temporary folder from pydicom's and pydicom-data's bundled files (all
+modalities, files up to 1.2 MB): each source file is written in a few variants with invented
+patient names, IDs and free text planted (pydicom), then hard-linked (``--copy``: copied) until
+there are ``--files`` files. Every measurement runs in its own subprocess, one after another,
+over the same files (page cache warm for all: the first pass warms it), and reports files/s and
+peak RSS (``resource.getrusage``; for --jobs, the larger of parent and workers).
+
+- audit: ``run_audit`` (walk, read header, full PHI inspection, summary; no OCR), jobs 1 and 2
+- pydicom: ``dcmread(stop_before_pixels=True)`` and every element of every item (iterall), on
+  ``--pydicom-sample`` files (it is slow; files/s is what counts)
+- raw: read the first 4 KB of each file
+
+Memory: ``--revisit K`` audits the corpus K times in one process, mixing the pass number into
+the patient/study/series/institution/device hashes (so every pass brings new distinct
+identities, as a bigger archive would); peak RSS is shown for 1 and K passes and extrapolated
+linearly to 1,000,000 files. The walk and the queues are bounded; only the distinct-hash sets
+grow. Prints ratios; it is not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIRST = ["Harriet", "Felix", "Maud", "Osric", "Wilhelmina", "Tobias", "Ingrid", "Caspian"]
+LAST = ["Quimby", "Ostrander", "Pennywhistle", "Fairweather", "Blackwood", "Nightingale",
+        "Thistlewood", "Abernathy"]
+
+
+def _sources() -> list[Path]:
+    import pydicom
+
+    dirs = [Path(pydicom.__file__).parent / "data" / "test_files"]
+    try:
+        import data_store
+
+        dirs.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        print("note: pydicom-data not installed; fewer modalities", file=sys.stderr)
+    return [p for d in dirs for p in sorted(d.glob("*.dcm")) if p.stat().st_size <= 1_250_000]
+
+
+def build_corpus(root: Path, files: int, variants: int, copy: bool) -> int:
+    import warnings
+
+    import pydicom
+
+    warnings.simplefilter("ignore")
+    rng = random.Random(1)
+    written: list[Path] = []
+    for n, src in enumerate(_sources()):
+        try:
+            base = pydicom.dcmread(src, force=True)
+        except Exception:  # some bundled files are broken on purpose
+            shutil.copyfile(src, root / f"raw{n}.dcm")
+            written.append(root / f"raw{n}.dcm")
+            continue
+        for v in range(variants):
+            ds = base.copy()
+            name = f"{rng.choice(LAST)}^{rng.choice(FIRST)}"
+            try:
+                ds.PatientName = name
+                ds.PatientID = f"BEN{n:03d}{v:02d}"
+                ds.ImageComments = f"{name.split('^')[1]} seen, call 555-{n:03d}-{v:04d}"
+                ds.StudyInstanceUID = f"1.2.826.0.1.3680043.77.{n}.{v}"
+                ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.77.{n}.{v}.1"
+                out = root / f"src{n:03d}" / f"v{v}.dcm"
+                out.parent.mkdir(exist_ok=True)
+                ds.save_as(out)
+            except Exception:
+                continue
+            written.append(out)
+    if not written:
+        raise SystemExit("no source files")
+    count = len(written)
+    i = 0
+    while count < files:
+        src = written[i % len(written)]
+        d = root / "bulk" / f"{count // 500:04d}"
+        d.mkdir(parents=True, exist_ok=True)
+        dst = d / f"f{count}.dcm"
+        if copy:
+            shutil.copyfile(src, dst)
+        else:
+            os.link(src, dst)
+        count += 1
+        i += 1
+    return count
+
+
+def _list(root: Path) -> list[str]:
+    return [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+
+
+def _peak_mb() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(me, kids) / 1024.0
+
+
+# --- workers (run in subprocesses) --------------------------------------------------------------
+
+def worker_audit(root: str, jobs: int) -> dict[str, float]:
+    from dicomguard.audit import AuditOptions, run_audit
+
+    t = time.perf_counter()
+    result = run_audit([root], AuditOptions(jobs=jobs))
+    dt = time.perf_counter() - t
+    return {"files": result.summary.files_seen, "seconds": dt, "peak_mb": _peak_mb(),
+            "dicom": result.summary.dicom_files, "patients": len(result.summary.patients)}
+
+
+def worker_pydicom(root: str, sample: int) -> dict[str, float]:
+    import warnings
+
+    import pydicom
+
+    warnings.simplefilter("ignore")
+    files = _list(Path(root))
+    random.Random(2).shuffle(files)
+    files = files[:sample]
+    t = time.perf_counter()
+    n = 0
+    for path in files:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            for elem in ds.iterall():
+                _ = elem.value
+        except Exception:  # count it as done, as the audit does
+            pass
+        n += 1
+    dt = time.perf_counter() - t
+    return {"files": n, "seconds": dt, "peak_mb": _peak_mb()}
+
+
+def worker_raw(root: str) -> dict[str, float]:
+    t = time.perf_counter()
+    n = 0
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            with open(os.path.join(d, f), "rb") as fh:
+                fh.read(4096)
+            n += 1
+    dt = time.perf_counter() - t
+    return {"files": n, "seconds": dt, "peak_mb": _peak_mb()}
+
+
+def worker_revisit(root: str, passes: int) -> dict[str, float]:
+    from dicomguard.audit import AuditContext, AuditSummary, audit_file, iter_files
+
+    ctx = AuditContext()
+    summary = AuditSummary()
+    t = time.perf_counter()
+    mix = [0x9E3779B97F4A7C15 * (k + 1) & 0xFFFFFFFFFFFFFFFF for k in range(passes)]
+    for k in range(passes):
+        m = mix[k]
+        for path, folder in iter_files([root]):
+            fa = audit_file(path, ctx)
+            for name in ("patient", "study", "series", "institution", "device"):
+                h = getattr(fa, name)
+                if h is not None:
+                    setattr(fa, name, (h ^ m) & 0xFFFFFFFFFFFFFFFF)
+            summary.add(fa, f"{folder}#{k}")
+    dt = time.perf_counter() - t
+    return {"files": summary.files_seen, "seconds": dt, "peak_mb": _peak_mb(),
+            "series": len(summary.series), "patients": len(summary.patients)}
+
+
+def _run_worker(args: list[str]) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--worker", *args], check=True,
+                         capture_output=True, text=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=20_000)
+    ap.add_argument("--variants", type=int, default=6, help="planted variants per source")
+    ap.add_argument("--copy", action="store_true", help="copy instead of hard-linking")
+    ap.add_argument("--pydicom-sample", type=int, default=4000)
+    ap.add_argument("--revisit", type=int, default=10, help="passes for the memory test")
+    ap.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
+    ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.worker:
+        kind, root, *rest = args.worker
+        if kind == "build":
+            res = {"files": float(build_corpus(Path(root), int(rest[0]), int(rest[1]),
+                                               rest[2] == "copy"))}
+        elif kind == "audit":
+            res = worker_audit(root, int(rest[0]))
+        elif kind == "pydicom":
+            res = worker_pydicom(root, int(rest[0]))
+        elif kind == "raw":
+            res = worker_raw(root)
+        else:
+            res = worker_revisit(root, int(rest[0]))
+        print(json.dumps(res))
+        return
+
+    tmp = None
+    if args.keep is not None:
+        root = args.keep
+        root.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="dicomguard-bench-")
+        root = Path(tmp.name)
+    try:
+        t = time.perf_counter()
+        n = len(_list(root))
+        if n < args.files:  # built in a subprocess: this process stays small, so the peak
+            # RSS of the measuring subprocesses is theirs (a child inherits its parent's RSS
+            # in ru_maxrss until it execs)
+            n = int(_run_worker(["build", str(root), str(args.files), str(args.variants),
+                                 "copy" if args.copy else "link"])["files"])
+        print(f"corpus: {n} files in {root} (built/listed in {time.perf_counter() - t:.1f} s, "
+              f"{'copies' if args.copy else 'hard links'} of planted variants)")
+        _run_worker(["raw", str(root)])  # warm the page cache
+        rows = {
+            "raw 4 KB read": _run_worker(["raw", str(root)]),
+            "pydicom dcmread+iterall": _run_worker(["pydicom", str(root),
+                                                    str(args.pydicom_sample)]),
+            "dicomguard audit --jobs 1": _run_worker(["audit", str(root), "1"]),
+            "dicomguard audit --jobs 2": _run_worker(["audit", str(root), "2"]),
+        }
+        print(f"\n{'what':<28}{'files':>8}{'seconds':>9}{'files/s':>10}{'peak MB':>9}")
+        rate = {}
+        for name, r in rows.items():
+            rate[name] = r["files"] / r["seconds"]
+            print(f"{name:<28}{int(r['files']):>8}{r['seconds']:>9.2f}{rate[name]:>10.0f}"
+                  f"{r['peak_mb']:>9.1f}")
+        py = rate["pydicom dcmread+iterall"]
+        a1, a2 = rate["dicomguard audit --jobs 1"], rate["dicomguard audit --jobs 2"]
+        print(f"\naudit / pydicom (one core):  {a1 / py:.1f}x   (goal >= 10x)")
+        print(f"audit --jobs 2 / --jobs 1:   {a2 / a1:.2f}x  (goal ~2x on 2 free cores; "
+              f"{os.cpu_count()} CPUs here)")
+        print(f"audit / raw 4 KB read:       {a1 / rate['raw 4 KB read']:.2f}")
+
+        if args.revisit > 1:
+            one = _run_worker(["revisit", str(root), "1"])
+            many = _run_worker(["revisit", str(root), str(args.revisit)])
+            per_file_kb = (many["peak_mb"] - one["peak_mb"]) * 1024 / max(
+                1.0, many["files"] - one["files"])
+            at_1m = one["peak_mb"] + per_file_kb * (1_000_000 - one["files"]) / 1024
+            print(f"\nmemory: {int(one['files'])} files -> {one['peak_mb']:.1f} MB peak; "
+                  f"{int(many['files'])} files ({args.revisit} passes, every pass new "
+                  f"patients/studies/series) -> {many['peak_mb']:.1f} MB peak")
+            print(f"        growth {per_file_kb:.3f} KB per file (distinct series: "
+                  f"{int(many['series'])}); extrapolated to 1,000,000 files: {at_1m:.0f} MB "
+                  f"(goal < 200 MB)")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
