@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+import uvloop
 
 from dicomguard.errors import ConnectionRefused, OutOfScopeError, ProtocolError, ReadTimeout
 from dicomguard.net import pdu
@@ -18,17 +19,20 @@ from ._servers import LOOPBACK, minimal_scp, pynetdicom_scp, read_pdu, serve
 
 
 def sweep(port: int, *, called: str = "ANYTHING", timeout: float = 2.0,
-          connector: Connector | None = None) -> SweepResult:
+          connector: Connector | None = None, loop: str = "asyncio") -> SweepResult:
     async def run() -> SweepResult:
         conn = connector or Connector(None, rate=0, connect_timeout=2.0)
         return await echo_sweep(conn, LOOPBACK, port, called_ae=called, calling_ae="DGTEST",
                                 read_timeout=timeout)
+    if loop == "uvloop":
+        return uvloop.run(run())
     return asyncio.run(run())
 
 
-def test_pynetdicom_accepts_echoes_and_releases() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_pynetdicom_accepts_echoes_and_releases(loop: str) -> None:
     with pynetdicom_scp() as scp:
-        res = sweep(scp["port"])
+        res = sweep(scp["port"], loop=loop)
     assert res.error is None
     assert res.accept is not None
     assert res.accept.implementation_version_name == "PYNETDICOM_304"

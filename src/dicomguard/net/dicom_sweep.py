@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import cast
 
 from dicomguard.errors import DicomguardError, ProtocolError, ReadTimeout
 from dicomguard.net import dimse
@@ -87,9 +88,9 @@ class _Exchange(asyncio.Protocol):
     # -- protocol callbacks -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.rq)
+        # uvloop's transports implement the Transport interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.rq)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -109,6 +110,9 @@ class _Exchange(asyncio.Protocol):
             waiting = _WAITING_FOR.get(self.state, "nothing")
             self._finish(ProtocolError(f"not a DICOM PDU while waiting for {waiting}: {exc}",
                                        address=self.where[0], port=self.where[1]))
+        except Exception as exc:  # a decoder bug must end this exchange, not hang it
+            self._finish(DicomguardError(f"internal error in the DICOM exchange: "
+                                         f"{type(exc).__name__}: {exc}"))
 
     def eof_received(self) -> bool | None:
         return None
@@ -202,7 +206,11 @@ async def echo_sweep(connector: Connector, address: str, port: int, *, called_ae
     ex = await connector.open_protocol(
         address, port, lambda: _Exchange(rq, read_timeout, (address, port)), "dicom")
     try:
-        await ex.done
+        # Backstop: each expected PDU has its own timer; this bounds the whole exchange.
+        async with asyncio.timeout(3 * read_timeout + 1):
+            await ex.done
+    except TimeoutError:
+        ex._finish(ReadTimeout(address, port, "dicom", "exchange did not complete"))
     except asyncio.CancelledError:
         if ex.transport is not None:
             ex.transport.abort()
