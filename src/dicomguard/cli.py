@@ -23,6 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dicomguard import __version__
+from dicomguard.audit import command as audit_command
+from dicomguard.deid import command as deid_command
 from dicomguard.errors import DicomguardError, ScopeError
 from dicomguard.models import Finding, ScanResult, Service, Target, exit_code_for
 
@@ -448,6 +450,11 @@ def demo(
 def version() -> None:
     """Print the version."""
     console.print(f"dicomguard {__version__}")
+
+
+# Commands that live beside their feature: each module's register(app) adds its commands.
+audit_command.register(app)
+deid_command.register(app)
 
 
 def main() -> None:

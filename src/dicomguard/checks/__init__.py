@@ -41,8 +41,13 @@ validate_registry(CHECKS)
 __all__ = ["CHECKS", "Check", "CheckMeta", "Outcome", "by_id", "for_protocol"]
 
 
+_BY_PROTOCOL: dict[str, tuple[Check, ...]] = {}
+for _check in CHECKS:
+    _BY_PROTOCOL[_check.meta.protocol] = (*_BY_PROTOCOL.get(_check.meta.protocol, ()), _check)
+
+
 def for_protocol(protocol: str) -> tuple[Check, ...]:
-    return tuple(c for c in CHECKS if c.meta.protocol == protocol)
+    return _BY_PROTOCOL.get(protocol, ())
 
 
 def by_id(check_id: str) -> Check:

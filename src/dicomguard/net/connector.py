@@ -75,6 +75,7 @@ class Connector:
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._host_users: dict[str, int] = {}
         self.attempts = 0  # connections attempted (after the guard), for statistics and tests
+        self._in_scope: set[str] = set()
 
     def _slot(self, address: str) -> asyncio.Semaphore:
         sem = self._host_slots.get(address)
@@ -83,8 +84,13 @@ class Connector:
         return sem
 
     def check_scope(self, address: str, port: int | None = None) -> None:
-        if self.guard is not None and not self.guard.allows(address):
+        if self.guard is None or address in self._in_scope:
+            return
+        if not self.guard.allows(address):
             raise OutOfScopeError(address, port)
+        if len(self._in_scope) >= 4096:  # a small memo: a probe connects to one host repeatedly
+            self._in_scope.clear()
+        self._in_scope.add(address)
 
     async def _acquire(self, address: str, port: int) -> None:
         """Scope guard, per-host slot, then the global rate limit; pair with release_slot."""
