@@ -158,6 +158,16 @@ class Connector:
         finally:
             self.release_slot(address)
 
+    @asynccontextmanager
+    async def slot(self, address: str, port: int) -> AsyncIterator[None]:
+        """Hold a connection slot (scope guard, per-host cap, rate limit) for a library that
+        opens its own socket (smbprotocol, impacket); it must also apply its own timeouts."""
+        await self._acquire(address, port)
+        try:
+            yield
+        finally:
+            self.release_slot(address)
+
     async def open_protocol(self, address: str, port: int, factory: Callable[[], P],
                             protocol: str = "tcp") -> P:
         """Connect with an asyncio.Protocol (the sweep fast path). The per-host slot stays
