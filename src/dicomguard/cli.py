@@ -120,7 +120,7 @@ def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *,
              ports: tuple[int, ...], probe_cfg: Any, rate: float, per_host: int,
              connect_timeout: float,
              db: str | None, json_path: Path | None, show_pass: bool, progress: bool,
-             total: int | None) -> ScanResult:
+             total: int | None, workers: int = 1) -> ScanResult:
     """Run a scan to completion or Ctrl-C, saving as it goes; returns what was found."""
     from dicomguard.engine.scan import ScanConfig, new_event_loop, scan_async
     from dicomguard.store.db import Store
@@ -144,23 +144,37 @@ def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *,
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=err, transient=True) if progress else None
     observer = _CliObserver(bar, store, scan_id)
-    loop = new_event_loop()
-    try:
-        main = loop.create_task(scan_async(targets, cfg, guard=scope, observer=observer,
-                                           total=total))
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # non-Unix loops
-            loop.add_signal_handler(signal.SIGINT, main.cancel)
+    if workers > 1:
+        from dicomguard.engine.workers import scan_parallel
+
         if bar is not None:
             bar.start()
         try:
-            loop.run_until_complete(main)
-        except asyncio.CancelledError:
+            scan_parallel(targets, cfg, guard=scope, workers=workers, observer=observer,
+                          total=total)
+        except KeyboardInterrupt:
             interrupted = True
         finally:
             if bar is not None:
                 bar.stop()
-    finally:
-        loop.close()
+    else:
+        loop = new_event_loop()
+        try:
+            main = loop.create_task(scan_async(targets, cfg, guard=scope, observer=observer,
+                                               total=total))
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # non-Unix loops
+                loop.add_signal_handler(signal.SIGINT, main.cancel)
+            if bar is not None:
+                bar.start()
+            try:
+                loop.run_until_complete(main)
+            except asyncio.CancelledError:
+                interrupted = True
+            finally:
+                if bar is not None:
+                    bar.stop()
+        finally:
+            loop.close()
     observer.flush()
     finished = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     stats = {"endpoints": total, "endpoints_probed": observer.done, "open_endpoints": observer.open,
@@ -227,6 +241,9 @@ def scan(
     show_pass: Annotated[bool, typer.Option("--show-pass", help="List passed checks too")
                          ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Worker processes (hosts are split between them; per-host cap "
+                          "and total rate unchanged)")] = 1,
 ) -> None:
     """Scan targets for exposed DICOM services and prove what they leak."""
     from dicomguard.engine.scan import DEFAULT_PORTS
@@ -247,6 +264,8 @@ def scan(
     for title in aet or ():
         if not (0 < len(title.strip()) <= 16 and title.isprintable() and "\\" not in title):
             raise _fail(f"--aet {title!r}: an AE title has 1 to 16 printable characters")
+    if workers < 1:
+        raise _fail("--workers must be >= 1")
     if per_host < 1 or rate < 0 or connect_timeout <= 0 or read_timeout <= 0:
         raise _fail("--per-host must be >= 1; --rate >= 0; timeouts > 0")
     probe_cfg = DicomProbeConfig(read_timeout=read_timeout, known_aets=tuple(aet or ()),
@@ -265,7 +284,8 @@ def scan(
         result = run_scan(scope.targets(), all_specs, scope, ports=port_list,
                           probe_cfg=probe_cfg, rate=rate, per_host=per_host,
                           connect_timeout=connect_timeout, db=db, json_path=json_out,
-                          show_pass=show_pass, progress=not no_progress, total=total)
+                          show_pass=show_pass, progress=not no_progress, total=total,
+                          workers=workers)
     except DicomguardError as exc:
         raise _fail(str(exc), EXIT_SOFTWARE) from exc
     _print_result(result, show_pass=show_pass, json_out=json_out)

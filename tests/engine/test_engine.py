@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from loopservers import ThreadedServers, free_ports
 
-from dicomguard.engine.scan import ScanConfig, scan_batch
+from dicomguard.engine.scan import EndpointResult, ScanConfig, scan_batch
+from dicomguard.engine.workers import scan_parallel
 from dicomguard.errors import OutOfScopeError
 from dicomguard.net.pdu import encode_associate_rj
 from dicomguard.probes.dicom import DicomProbeConfig
@@ -73,6 +74,33 @@ def test_per_host_cap_is_exact(per_host: int) -> None:
     assert server.peak == per_host
     assert len(results) == 6
     assert all(r.service is not None and r.service.facts["dicom"] for r in results)
+
+
+def test_workers_keep_the_per_host_cap_and_find_the_same() -> None:
+    ports = free_ports(CAP_ADDRESS, 6)
+    other = "127.0.0.35"
+    other_ports = free_ports(other, 6)
+    server = CountingServer(CAP_ADDRESS, ports, delay=0.2)
+    server.servers.listeners += [(server._handle, other, p) for p in other_ports]
+    with server:
+        scope = build_scope([f"{CAP_ADDRESS}:{p}" for p in ports]
+                            + [f"{other}:{p}" for p in other_ports])
+        seen: list[EndpointResult] = []
+
+        class Collect:
+            def started(self, total: int | None) -> None:
+                pass
+
+            def endpoint_done(self, result: EndpointResult) -> None:
+                seen.append(result)
+
+        results = scan_parallel(scope.targets(), _cfg((), 2), guard=scope, workers=2,
+                                observer=Collect())
+    assert server.total == 12
+    assert server.peak <= 4  # two hosts, at most two connections each
+    assert len(results) == len(seen) == 12
+    assert {(r.endpoint.address, r.endpoint.port) for r in results} == {
+        (CAP_ADDRESS, p) for p in ports} | {(other, p) for p in other_ports}
 
 
 def test_no_connection_outside_scope() -> None:
