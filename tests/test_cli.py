@@ -48,8 +48,8 @@ def test_scan_json_db_show(tmp_path: Path, echo_scp: int) -> None:
     assert failed == {"DICOM-001", "DICOM-002", "DICOM-005", "DICOM-010"}
     assert [s["product"] for s in doc["services"]] == ["pynetdicom"]
     listing = run_cli("scans", "--db", str(db))
-    assert doc["scan"]["scan_id"] in listing.stdout
-    shown = run_cli("show", doc["scan"]["scan_id"][:12], "--db", str(db), "--json",
+    assert doc["scan"]["id"] in listing.stdout
+    shown = run_cli("show", doc["scan"]["id"][:12], "--db", str(db), "--json",
                     str(tmp_path / "again.json"))
     assert shown.returncode == 3
     again = json.loads((tmp_path / "again.json").read_text())
