@@ -20,6 +20,20 @@ MAX_HEADER_BYTES = 64 * 1024
 USER_AGENT = "dicomguard (authorised security assessment)"
 
 
+class TlsHandshakeError(ProtocolError):
+    """The TCP connection was made but no TLS session came up (a plain-text port, or a TLS
+    configuration we cannot talk to)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSession:
+    """The negotiated TLS session of an HTTPS request (the certificate is not verified)."""
+
+    version: str | None
+    cipher: str | None
+    certificate_der: bytes | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
@@ -28,6 +42,7 @@ class HttpResponse:
     body: bytes = b""
     truncated: bool = False     # body cut at max_body
     content_length: int | None = None
+    tls: TlsSession | None = None   # what the TLS handshake negotiated (HTTPS only)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -66,6 +81,8 @@ async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> tuple[by
             size = int(size_line.split(b";")[0].strip(), 16)
         except ValueError as exc:
             raise ProtocolError("bad chunk size in HTTP response") from exc
+        if size < 0:
+            raise ProtocolError("bad chunk size in HTTP response")
         if size == 0:
             return bytes(out), False
         want = min(size, max_body - len(out))
@@ -75,38 +92,86 @@ async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> tuple[by
         await reader.readexactly(size - want + 2)
 
 
+async def _read_to_eof(reader: asyncio.StreamReader, max_body: int) -> tuple[bytes, bool]:
+    """A body delimited by the end of the connection, cut at max_body."""
+    out = bytearray()
+    while len(out) < max_body:
+        chunk = await reader.read(max_body - len(out))
+        if not chunk:
+            return bytes(out), False
+        out += chunk
+    return bytes(out), True
+
+
+def _not_http(first: bytes) -> str:
+    if first[:1] in (b"\x15", b"\x16") and first[1:2] == b"\x03":
+        return "TLS record in answer to plain HTTP (the port speaks TLS)"
+    return f"not an HTTP response: {first!r}"
+
+
+def _tls_context() -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 async def request(connector: Connector, address: str, port: int, path: str, *,
                   method: str = "GET", host: str | None = None, tls: bool = False,
                   headers: dict[str, str] | None = None, timeout: float = 5.0,
-                  max_body: int = 1 << 20) -> HttpResponse:
+                  max_body: int = 1 << 20, ssl_context: ssl.SSLContext | None = None,
+                  server_hostname: str | None = None) -> HttpResponse:
     """One request; reads at most `max_body` bytes of body. Raises ConnectivityError,
-    ReadTimeout or ProtocolError; never follows redirects."""
+    ReadTimeout or ProtocolError; never follows redirects.
+
+    A body longer than `max_body` is cut (`truncated`) and the connection closed: a partial
+    read of a large file costs `max_body` bytes plus what the kernel buffers held. Ask for a
+    byte range (`headers={"Range": "bytes=0-N"}`) so the server sends no more than that.
+    With `tls`, the certificate is not verified (the question is what is exposed, not whom to
+    trust); `ssl_context` overrides the default context (e.g. one accepting old protocols)."""
     if method not in ("GET", "HEAD"):
         raise ValueError("probes only read: GET or HEAD")
+    if not path.startswith("/") or any(c.isspace() or ord(c) < 0x20 or ord(c) > 0x7E
+                                       for c in path):
+        raise ValueError("request path must be an absolute, percent-encoded ASCII path")
     protocol = "https" if tls else "http"
     async with connector.open(address, port, protocol) as (reader, writer):
         try:
             async with asyncio.timeout(timeout):
+                session: TlsSession | None = None
                 if tls:
-                    ctx = ssl.create_default_context()
-                    ctx.check_hostname = False
-                    ctx.verify_mode = ssl.CERT_NONE
-                    await writer.start_tls(ctx)
+                    try:
+                        await writer.start_tls(ssl_context or _tls_context(),
+                                               server_hostname=server_hostname)
+                    except (OSError, asyncio.IncompleteReadError) as exc:
+                        raise TlsHandshakeError(
+                            f"TLS handshake failed: {type(exc).__name__}", address=address,
+                            port=port, protocol=protocol) from exc
+                    sslobj = writer.get_extra_info("ssl_object")
+                    if sslobj is not None:
+                        cipher = sslobj.cipher()
+                        session = TlsSession(sslobj.version(), cipher[0] if cipher else None,
+                                             sslobj.getpeercert(binary_form=True))
                 host_header = host or (f"[{address}]" if ":" in address else address)
                 lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}:{port}",
                          f"User-Agent: {USER_AGENT}", "Accept: */*", "Connection: close"]
                 lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
                 writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
                 await writer.drain()
+                first = await reader.readexactly(5)
+                if first != b"HTTP/":
+                    raise ProtocolError(_not_http(first), address=address, port=port,
+                                        protocol=protocol)
                 try:
-                    head = await reader.readuntil(b"\r\n\r\n")
+                    head = first + await reader.readuntil(b"\r\n\r\n")
                 except asyncio.LimitOverrunError as exc:
-                    raise ProtocolError("HTTP header too long") from exc
+                    raise ProtocolError("HTTP header too long", address=address, port=port,
+                                        protocol=protocol) from exc
                 if len(head) > MAX_HEADER_BYTES:
                     raise ProtocolError("HTTP header too long")
                 status, reason, hdrs = _parse_head(head[:-4])
                 if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-                    return HttpResponse(status, reason, hdrs)
+                    return HttpResponse(status, reason, hdrs, tls=session)
                 length_text = hdrs.get("content-length")
                 length = int(length_text) if length_text and length_text.isdigit() else None
                 if "chunked" in hdrs.get("transfer-encoding", "").lower():
@@ -115,12 +180,13 @@ async def request(connector: Connector, address: str, port: int, path: str, *,
                     body = await reader.readexactly(min(length, max_body))
                     truncated = length > max_body
                 else:
-                    body = await reader.read(max_body)
-                    truncated = len(body) >= max_body
-                return HttpResponse(status, reason, hdrs, body, truncated, length)
+                    body, truncated = await _read_to_eof(reader, max_body)
+                return HttpResponse(status, reason, hdrs, body, truncated, length, session)
         except TimeoutError as exc:
             raise ReadTimeout(address, port, protocol, f"no HTTP answer within {timeout:g} s"
                               ) from exc
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError) as exc:
+        except ProtocolError:
+            raise
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
             raise ProtocolError(f"HTTP response cut short: {type(exc).__name__}",
                                 address=address, port=port, protocol=protocol) from exc
