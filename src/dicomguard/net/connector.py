@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -138,18 +139,24 @@ class Connector:
 
     @asynccontextmanager
     async def open(
-        self, address: str, port: int, protocol: str = "tcp"
+        self, address: str, port: int, protocol: str = "tcp", *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        """Connect to address:port, yielding (reader, writer); closes on exit.
+        """Connect to address:port, yielding (reader, writer); closes on exit. With
+        `ssl_context`, the TLS handshake is part of the connect (and of its timeout).
 
         Raises OutOfScopeError before any packet is sent when the address is outside the scope,
-        ConnectTimeout / ConnectionRefused / ConnectivityError when the TCP connection fails.
+        ConnectTimeout / ConnectionRefused / ConnectivityError when the TCP connection fails
+        (a failed TLS handshake included).
         """
         await self._acquire(address, port)
         try:
             reader, writer = await self._connect(
                 address, port, protocol,
-                lambda: asyncio.open_connection(address, port, limit=1 << 20))
+                lambda: asyncio.open_connection(
+                    address, port, limit=1 << 20, ssl=ssl_context,
+                    server_hostname="" if ssl_context is not None else None,
+                    ssl_handshake_timeout=self.connect_timeout if ssl_context else None))
             _nodelay(writer.transport)
             try:
                 yield reader, writer

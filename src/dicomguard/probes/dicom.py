@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -50,7 +52,7 @@ from dicomguard.probes.facts import (
     FindFacts,
     IntrusiveFacts,
 )
-from dicomguard.probes.tls import probe_tls
+from dicomguard.probes.tls import client_context, probe_tls
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -61,6 +63,10 @@ VENDOR_DEFAULT_AETS: tuple[str, ...] = (
     "ORTHANC", "DCM4CHEE", "STORESCP", "ANY-SCP", "PACS", "DCMQRSCP", "CONQUESTSRV1",
     "OSIRIX", "HOROS", "PYNETDICOM", "QRSCP", "ARCHIVE",
 )
+
+# How OpenSSL reports a server that wants a client certificate we do not have.
+_CERT_REQUIRED = re.compile(r"CERTIFICATE_REQUIRED|HANDSHAKE_FAILURE|certificate required",
+                            re.IGNORECASE)
 
 STUDY_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
               "StudyDate", "StudyDescription", "AccessionNumber", "ModalitiesInStudy",
@@ -156,21 +162,35 @@ class DicomProber:
         uids = sop_catalogue.ALL_UIDS if cfg.negotiate_catalogue else (
             sop_catalogue.VERIFICATION,)
         self.contexts = _contexts(uids)
+        self.ssl_context: ssl.SSLContext | None = None   # set once the port proved to be TLS
 
     async def probe(self, endpoint: Endpoint) -> DicomFacts:
         cfg = self.cfg
         acc: dict[str, Any] = {"extra": {}}
         wildcard = await self._session(endpoint, cfg.called_ae, acc)
-        acc["wildcard"] = wildcard
         if wildcard.error and not acc.get("is_dicom"):
             acc["error"] = wildcard.error
             # Something answered, but not DICOM: it may be DICOM over TLS. Not after a refused
             # or timed-out connection: a TLS server would have answered our bytes at once.
-            if cfg.tls and isinstance(wildcard.failure, ProtocolError):
-                acc["tls"] = await probe_tls(self.connector, endpoint.address, endpoint.port,
-                                             timeout=cfg.tls_timeout)
-            return DicomFacts(endpoint=endpoint, **acc)
-
+            if not (cfg.tls and isinstance(wildcard.failure, ProtocolError)):
+                acc["wildcard"] = wildcard
+                return DicomFacts(endpoint=endpoint, **acc)
+            tls = await probe_tls(self.connector, endpoint.address, endpoint.port,
+                                  timeout=cfg.tls_timeout)
+            acc["tls"] = tls
+            if not tls.handshake:
+                acc["wildcard"] = wildcard
+                return DicomFacts(endpoint=endpoint, **acc)
+            self.ssl_context = client_context()
+            wildcard = await self._session(endpoint, cfg.called_ae, acc)
+            if not acc.get("is_dicom"):
+                acc["wildcard"] = wildcard
+                if wildcard.error and _CERT_REQUIRED.search(wildcard.error):
+                    acc["tls"] = replace(tls, client_certificate_required=True)
+                return DicomFacts(endpoint=endpoint, **acc)
+            del acc["error"]
+            acc["tls"] = replace(tls, dicom_over_tls=True)
+        acc["wildcard"] = wildcard
         if not wildcard.accepted and wildcard.called_ae_refused:
             candidates = list(dict.fromkeys(
                 list(cfg.known_aets) + (list(VENDOR_DEFAULT_AETS) if cfg.guess_aet else [])))
@@ -205,11 +225,11 @@ class DicomProber:
                        acc: dict[str, Any]) -> AssocAttempt:
         """One association: negotiate, and when accepted, echo, query and release."""
         cfg = self.cfg
-        if not (cfg.query or cfg.negotiate_catalogue):
+        if not (cfg.query or cfg.negotiate_catalogue) and self.ssl_context is None:
             return await self._sweep_session(endpoint, called_ae, acc)
         try:
-            async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
-                    reader, writer):
+            async with self.connector.open(endpoint.address, endpoint.port, "dicom",
+                                           ssl_context=self.ssl_context) as (reader, writer):
                 try:
                     assoc = await dicom_ul.associate(
                         reader, writer, called_ae=called_ae, calling_ae=cfg.calling_ae,
@@ -434,8 +454,8 @@ class DicomProber:
                         out: dict[str, Any]) -> None:
         cfg = self.cfg
         try:
-            async with self.connector.open(endpoint.address, endpoint.port, "dicom") as (
-                    reader, writer):
+            async with self.connector.open(endpoint.address, endpoint.port, "dicom",
+                                           ssl_context=self.ssl_context) as (reader, writer):
                 assoc = await dicom_ul.associate(
                     reader, writer, called_ae=called, calling_ae=cfg.calling_ae,
                     contexts=_contexts(uids), read_timeout=cfg.read_timeout,

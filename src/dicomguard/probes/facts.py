@@ -76,6 +76,7 @@ class TlsFacts:
     cipher: str | None = None
     certificate_subject: str | None = None
     dicom_over_tls: bool | None = None     # an association succeeded or was answered over TLS
+    client_certificate_required: bool | None = None  # the server refused us without one
     error: str | None = None
 
 

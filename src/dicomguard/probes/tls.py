@@ -55,10 +55,16 @@ async def probe_tls(connector: Connector, address: str, port: int, *,
             sslobj = writer.get_extra_info("ssl_object")
             if sslobj is None:
                 return TlsFacts(port=port, handshake=False, error="no TLS session")
-            cipher = sslobj.cipher()
-            return TlsFacts(
-                port=port, handshake=True, protocol=sslobj.version(),
-                cipher=cipher[0] if cipher else None,
-                certificate_subject=certificate_subject(sslobj.getpeercert(binary_form=True)))
+            try:
+                cipher = sslobj.cipher()
+                version = sslobj.version()
+                der = sslobj.getpeercert(binary_form=True)
+            except ValueError:
+                # The peer tore the session down right after the handshake (e.g. TLS 1.3 with
+                # a client certificate demanded): what was negotiated may be unreadable.
+                cipher, version, der = None, None, None
+            return TlsFacts(port=port, handshake=True, protocol=version,
+                            cipher=cipher[0] if cipher else None,
+                            certificate_subject=certificate_subject(der))
     except DicomguardError as exc:
         return TlsFacts(port=port, handshake=False, error=str(exc))
