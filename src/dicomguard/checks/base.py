@@ -63,3 +63,16 @@ def validate_registry(checks: tuple[Check, ...]) -> None:
                 raise ValueError(f"check {meta.id} has an empty {name}")
         if not meta.references:
             raise ValueError(f"check {meta.id} has no references")
+
+
+def intrusive_gate(intr: Any, refused: str | None) -> Outcome | None:
+    """The common start of an intrusive check: not enabled (UNKNOWN), nothing could be tried
+    because no association was granted (PASS), or the server refused the request (PASS).
+    `intr` is the probe's IntrusiveFacts or None; returns None when the check must decide."""
+    if intr is None:
+        return Outcome(Status.UNKNOWN, {"reason": "intrusive tests not enabled (--intrusive)"})
+    if intr.skipped:
+        return Outcome(Status.PASS, {"reason": intr.skipped})
+    if refused:
+        return Outcome(Status.PASS, {"refused": refused})
+    return None

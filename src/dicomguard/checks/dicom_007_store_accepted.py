@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dicomguard.checks.base import CheckMeta, Outcome
+from dicomguard.checks.base import CheckMeta, Outcome, intrusive_gate
 from dicomguard.models import Severity, Status
 from dicomguard.probes.facts import DicomFacts
 
@@ -28,12 +28,10 @@ META = CheckMeta(
 
 def evaluate(facts: DicomFacts) -> Outcome:
     intr = facts.intrusive
-    if intr is None:
-        return Outcome(Status.UNKNOWN, {"reason": "intrusive tests not enabled (--intrusive)"})
-    if intr.skipped:
-        return Outcome(Status.PASS, {"reason": intr.skipped})
-    if intr.store_refused:
-        return Outcome(Status.PASS, {"refused": intr.store_refused})
+    gate = intrusive_gate(intr, intr.store_refused if intr is not None else None)
+    if gate is not None:
+        return gate
+    assert intr is not None
     if intr.store_status is None:
         return Outcome(Status.ERROR, {}, error=intr.store_error or "no C-STORE response")
     evidence = {"status": f"0x{intr.store_status:04X}"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dicomguard.checks.base import CheckMeta, Outcome
+from dicomguard.checks.base import CheckMeta, Outcome, intrusive_gate
 from dicomguard.models import Severity, Status
 from dicomguard.probes.facts import DicomFacts
 
@@ -29,12 +29,10 @@ META = CheckMeta(
 
 def evaluate(facts: DicomFacts) -> Outcome:
     intr = facts.intrusive
-    if intr is None:
-        return Outcome(Status.UNKNOWN, {"reason": "intrusive tests not enabled (--intrusive)"})
-    if intr.skipped:
-        return Outcome(Status.PASS, {"reason": intr.skipped})
-    if intr.move_refused:
-        return Outcome(Status.PASS, {"refused": intr.move_refused})
+    gate = intrusive_gate(intr, intr.move_refused if intr is not None else None)
+    if gate is not None:
+        return gate
+    assert intr is not None
     if intr.move_status is None:
         return Outcome(Status.ERROR, {}, error=intr.move_error or "no C-MOVE response")
     evidence = {"status": f"0x{intr.move_status:04X}", "destination": "made-up AE title"}
