@@ -38,6 +38,7 @@ import re
 import socket
 import struct
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -223,9 +224,19 @@ class FtpClient:
         self._raw_names: dict[str, bytes] = {}
         self._mlsd: bool | None = None      # None: not tried yet
         self._epsv: bool | None = None
+        self.broken: str | None = None       # why the control connection is unusable
         self.bytes_received = 0              # payload bytes kept from data connections
         self.wire_bytes = 0                  # bytes that reached this host on them (tcp_info)
+        self.wire_by_command: Counter[str] = Counter()   # the same, by RETR / MLSD / LIST
         self.utf8 = False
+
+    @property
+    def data_available(self) -> bool:
+        return self._open_data is not None
+
+    @property
+    def data_connections(self) -> int:
+        return self._open_data.opened if self._open_data is not None else 0
 
     # -- low level ------------------------------------------------------------------------
     def _error(self, message: str) -> ProtocolError:
@@ -252,7 +263,17 @@ class FtpClient:
         return line
 
     async def read_reply(self, timeout: float | None = None) -> FtpReply:
-        """One complete reply (single or multi-line); ProtocolError if it is not FTP."""
+        """One complete reply (single or multi-line); ProtocolError if it is not FTP.
+
+        After a timeout or garbage the conversation is out of step: the client is marked
+        broken and every later command fails at once instead of reading stale replies."""
+        try:
+            return await self._read_reply(timeout)
+        except BaseException as exc:
+            self.broken = type(exc).__name__
+            raise
+
+    async def _read_reply(self, timeout: float | None) -> FtpReply:
         first = await self._readline(timeout)
         if len(first) < 4 or not first[:3].isdigit() or first[3:4] not in (b" ", b"-", b"\r",
                                                                             b"\n"):
@@ -278,6 +299,8 @@ class FtpClient:
         return b"/".join(raw)
 
     def send(self, command: str, argument: bytes | str | None = None) -> None:
+        if self.broken is not None:
+            raise self._error(f"session unusable after an earlier {self.broken}")
         data = command.encode("ascii")
         if argument is not None:
             arg = argument if isinstance(argument, bytes) else argument.encode("utf-8")
@@ -372,6 +395,7 @@ class FtpClient:
     async def _start_transfer(self, command: str, argument: bytes | None,
                               rcvbuf: int = SAMPLE_RCVBUF) -> DataConnection:
         conn = await self._passive(rcvbuf)
+        conn.command = command
         try:
             reply = await self.command(command, argument)
             if reply.code // 100 != 1:
@@ -382,7 +406,9 @@ class FtpClient:
         return conn
 
     def _close_data(self, conn: DataConnection, *, reset: bool) -> None:
-        self.wire_bytes += conn.close(reset=reset)
+        wire = conn.close(reset=reset)
+        self.wire_bytes += wire
+        self.wire_by_command[conn.command] += wire
 
     async def _receive(self, command: str, argument: bytes | None, limit: int,
                        rcvbuf: int) -> tuple[bytes, bool]:
@@ -390,8 +416,9 @@ class FtpClient:
         conn = await self._start_transfer(command, argument, rcvbuf)
         try:
             data, eof = await conn.read(limit, self.timeout)
-        except BaseException:
+        except BaseException as exc:
             self._close_data(conn, reset=True)
+            self.broken = type(exc).__name__   # a transfer reply is pending: out of step
             raise
         self.bytes_received += len(data)
         if eof:
@@ -529,6 +556,7 @@ class DataConnection:
         self.address = address
         self.port = port
         self.received = 0
+        self.command = ""
 
     async def read(self, limit: int, timeout: float) -> tuple[bytes, bool]:
         """Up to `limit` bytes; (data, eof) where eof says the server finished sending."""
