@@ -164,8 +164,13 @@ class XdrReader:
 def printable(text: str) -> str:
     """A string from the wire made safe to show: surrogate escapes and control characters
     replaced (a hostile server must not write escape sequences into a report)."""
-    cleaned = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    raw = text.encode("utf-8", "surrogateescape") if _has_surrogates(text) else None
+    cleaned = raw.decode("utf-8", "backslashreplace") if raw is not None else text
     return "".join(c if c.isprintable() else "\ufffd" for c in cleaned)
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
 
 
 # ---------------------------------------------------------------------------------------------
