@@ -84,8 +84,8 @@ DEFAULT_CREDENTIALS: tuple[DefaultCredential, ...] = (
         "Orthanc", "/system", "orthanc", "orthanc",
         "Orthanc Book, 'Orthanc for Docker': \"The default username is orthanc and its "
         "password is orthanc\" (https://orthanc.uclouvain.be/book/users/docker.html); Orthanc "
-        "1.12.9 NEWS: Orthanc creates the default user \"orthanc\" when \"RegisteredUsers\" "
-        "is absent",
+        "changeset 3298fa589b27 (2025, NEWS): Orthanc creates a default user \"orthanc\" "
+        "unless \"RegisteredUsers\" is declared",
     ),
 )
 
