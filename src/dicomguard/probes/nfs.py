@@ -226,8 +226,11 @@ async def _portmapper(state: _State, connector: Connector, cfg: NfsConfig) -> No
                         regs, cut = await rpc_nfs.rpcb_dump(
                             client, version, max_entries=cfg.max_registrations)
                 except RpcRejected as exc:
-                    state.portmapper = True   # a well-formed RPC reply: it speaks RPC
+                    if exc.kind == "program version mismatch":
+                        state.portmapper = True   # the portmapper, other versions
                     state.fail(f"portmapper DUMP v{version}", exc, fatal=False)
+                    if exc.kind == "program unavailable":
+                        break                     # an RPC server, not a portmapper
                     continue
                 state.portmapper = True
                 state.versions.append(version)
