@@ -40,6 +40,9 @@ def evaluate(facts: SmbFacts) -> Outcome:
         return Outcome(Status.ERROR, error=facts.error)
     if not facts.sessions_assessed:
         return Outcome(Status.UNKNOWN, {"reason": "; ".join(facts.notes) or "not assessed"})
+    if not any(s.usable for s in facts.sessions):
+        return Outcome(Status.PASS, {"reason": "no null or guest session usable",
+                                     "sessions": {s.identity: s.accepted for s in facts.sessions}})
     exposed: list[dict[str, Any]] = []
     for share in facts.shares:
         walk = share.walk
@@ -64,7 +67,7 @@ def evaluate(facts: SmbFacts) -> Outcome:
         if any(s.readable_by and s.walk is None for s in facts.shares):
             return Outcome(Status.UNKNOWN, {"readable_shares": readable,
                                             "reason": "readable shares were not walked"})
-        if not facts.shares_enumerated and not readable:
+        if not facts.shares_enumerated and not facts.shares:
             return Outcome(Status.UNKNOWN, {"reason": facts.share_enum_error
                                             or "shares could not be enumerated"})
         return Outcome(Status.PASS, {"readable_shares": readable,

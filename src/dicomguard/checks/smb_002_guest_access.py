@@ -48,7 +48,7 @@ def evaluate(facts: SmbFacts) -> Outcome:
         return Outcome(Status.FAIL, evidence)
     if not any(s.accepted for s in facts.sessions):
         return Outcome(Status.PASS, evidence)
-    if not facts.shares_enumerated:
+    if not facts.shares_enumerated and not facts.shares:
         return Outcome(Status.UNKNOWN, {**evidence, "reason": facts.share_enum_error
                                         or "shares could not be enumerated"})
     return Outcome(Status.PASS, evidence)

@@ -13,9 +13,10 @@ samba-dcerpcd included).
 
 Shares:
 
-- `images` (guest ok): the synthetic hospital of `dicomguard.lab.synthetic` nested under
-  `Radiology/2024/<PatientID>/<study>/<series>/`, some files renamed without or with a wrong
-  extension, plus non-DICOM files (a DICOM walker must find them by content);
+- `images` (guest ok, unless started with guest=False): the synthetic hospital of
+  `dicomguard.lab.synthetic` nested under `Radiology/2024/<PatientID>/<study>/<series>/`,
+  some files renamed without or with a wrong extension, plus non-DICOM files (a DICOM
+  walker must find them by content);
 - `clinical` (valid users = the lab user, password in the returned `SmbLab`): more synthetic
   studies that a guest or anonymous scan must never see.
 
@@ -57,6 +58,7 @@ class SmbLab:
     state_dir: Path
     conf: Path
     log: Path
+    guest: bool                             # guest/anonymous access to guest_share enabled
     guest_share: str
     user_share: str
     user: str
@@ -96,7 +98,7 @@ def _account() -> str | None:
 
 
 def _config(root: Path, address: str, ports: list[int], smb1: bool, signing: str,
-            user: str, log_level: int) -> str:
+            user: str, log_level: int, guest: bool) -> str:
     d = {name: root / name for name in ("private", "lock", "state", "cache", "pid", "ncalrpc",
                                         "logs")}
     for path in d.values():
@@ -122,9 +124,9 @@ def _config(root: Path, address: str, ports: list[int], smb1: bool, signing: str
         f"  log file = {d['logs']}/smbd.log",
         f"  log level = {log_level}",
         "  max log size = 0",
-        "  map to guest = bad user",
+        f"  map to guest = {'bad user' if guest else 'never'}",
         "  guest account = nobody",
-        "  restrict anonymous = 0",
+        f"  restrict anonymous = {0 if guest else 2}",
         f"  server min protocol = {'NT1' if smb1 else 'SMB2_02'}",
         f"  server signing = {signing}",
         "  load printers = no",
@@ -136,7 +138,7 @@ def _config(root: Path, address: str, ports: list[int], smb1: bool, signing: str
         "",
         f"[{GUEST_SHARE}]",
         f"  path = {root / 'shares' / GUEST_SHARE}",
-        "  guest ok = yes",
+        f"  guest ok = {'yes' if guest else 'no'}",
         "  read only = yes",
         "  browseable = yes",
         "  force user = root",
@@ -187,7 +189,7 @@ def _populate(root: Path, seed: int) -> tuple[synthetic.SyntheticData, synthetic
 def start_smb(state_dir: Path, *, address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT,
               netbios_port: int | None = None, smb1: bool = False, signing: str = "auto",
               seed: int = 7,
-              log_level: int = 1, timeout: float = 20.0) -> SmbLab:
+              guest: bool = True, log_level: int = 1, timeout: float = 20.0) -> SmbLab:
     """Start smbd (returns once its ports answer). Raises LabError when it cannot."""
     if signing not in SIGNING:
         raise LabError(f"signing must be one of {SIGNING}")
@@ -202,8 +204,8 @@ def start_smb(state_dir: Path, *, address: str = DEFAULT_ADDRESS, port: int = DE
     password = "Lab-" + secrets.token_hex(8)
     ports = [port] + ([netbios_port] if netbios_port else [])
     conf = root / "smb.conf"
-    conf.write_text(_config(root, address, ports, smb1, signing, user, log_level))
-    guest, user_data, extras, largest = _populate(root, seed)
+    conf.write_text(_config(root, address, ports, smb1, signing, user, log_level, guest))
+    guest_data, user_data, extras, largest = _populate(root, seed)
     try:
         done = subprocess.run(
             [_tool(SMBPASSWD), "-c", str(conf), "-a", "-s", user],
@@ -231,8 +233,8 @@ def start_smb(state_dir: Path, *, address: str = DEFAULT_ADDRESS, port: int = DE
         stop_lab(root)
         raise
     return SmbLab(address, port, netbios_port, started.pid, root, conf,
-                  root / "logs" / "smbd.log", GUEST_SHARE, USER_SHARE, user, password, smb1,
-                  signing, guest, user_data, extras, largest)
+                  root / "logs" / "smbd.log", guest, GUEST_SHARE, USER_SHARE, user, password, smb1,
+                  signing, guest_data, user_data, extras, largest)
 
 
 def _wait_rpc(ncalrpc: Path, deadline: float) -> None:

@@ -508,11 +508,13 @@ _SHARE_KINDS = {0: "disk", 1: "printer", 2: "device", 3: "ipc"}
 class NullClient:
     """A blocking impacket connection with a null (anonymous) or guest session."""
 
-    def __init__(self, address: str, port: int, timeout: float, username: str = "") -> None:
+    def __init__(self, address: str, port: int, timeout: float, username: str = "",
+                 password: str = "") -> None:
         self.address = address
         self.port = port
         self.timeout = timeout
         self.username = username
+        self.password = password
         self.conn: Any = None
         self.trees: dict[str, Any] = {}
         self.watchdog = Watchdog(self._abort)
@@ -533,7 +535,7 @@ class NullClient:
         except OSError as exc:
             raise ConnectivityError(self.address, self.port, PROTOCOL, str(exc)) from exc
         try:
-            self.conn.login(self.username, "")
+            self.conn.login(self.username, self.password)
         except SessionError as exc:
             return SessionOutcome(identity, False, False, detail=library_error(exc))
         guest = bool(self.conn.isGuestSession()) or identity == "null"

@@ -57,6 +57,7 @@ class SmbConfig:
     try_null: bool = True
     try_guest: bool = True
     netbios_ports: frozenset[int] = frozenset({NETBIOS_PORT})
+    extra_shares: tuple[str, ...] = ()   # names to try too (when enumeration is refused)
     audit: AuditContext | None = field(default=None, compare=False)  # shared salt, if given
 
     @property
@@ -247,6 +248,8 @@ class _Probe:
             return
         self.values["sessions_assessed"] = True
         # 3. null session through impacket: share enumeration and null access
+        for name in self.cfg.extra_shares:
+            self._add_share(smbnet.ShareInfo(name, "disk", name.endswith("$")))
         if self.cfg.try_null:
             await self._null_phase()
         # 4. guest session through smbprotocol
@@ -279,8 +282,8 @@ class _Probe:
         self.shares[name] = replace(share, readable_by=(*share.readable_by, identity))
 
     async def _null_phase(self) -> None:
+        """Null session: share enumeration (guest as a fallback) and null access per share."""
         addr, port = self.ep.address, self.ep.port
-        enumerated = False
         for username in ("", "guest"):
             identity = "null" if not username else "guest"
             client = smbnet.NullClient(addr, port, self.cfg.timeout, username)
@@ -295,25 +298,27 @@ class _Probe:
                         continue
                     try:
                         infos = await self._call(client, client.shares)
+                        self.values["shares_enumerated"] = True
+                        self.values.pop("share_enum_error", None)
+                        for info in infos:
+                            self._add_share(info)
+                    except (ConnectivityError, OutOfScopeError):
+                        raise
                     except Exception as exc:
-                        if isinstance(exc, OutOfScopeError):
-                            raise
                         self.values["share_enum_error"] = f"{identity}: {_reason(exc)}"
-                        continue
-                    enumerated = True
-                    self.values["shares_enumerated"] = True
-                    self.values.pop("share_enum_error", None)
-                    for info in infos:
-                        self._add_share(info)
                     if identity == "null":
                         for name in self._disk_shares():
                             if await self._can_list(client, name):
                                 self._readable(name, "null")
+                except OutOfScopeError:
+                    raise
+                except Exception as exc:
+                    self.errors.append(f"{identity} session (impacket): {_reason(exc)}")
                 finally:
                     await smbnet.call(client.close, 5.0, None, addr, port)
-            if enumerated:
+            if self.values.get("shares_enumerated"):
                 break
-        if not enumerated and "share_enum_error" not in self.values:
+        if not self.values.get("shares_enumerated") and "share_enum_error" not in self.values:
             self.values["share_enum_error"] = "no session allowed share enumeration"
 
     async def _call(self, client: smbnet.GuestClient | smbnet.NullClient,
