@@ -34,6 +34,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pydicom
+
 from dicomguard.lab import synthetic
 from dicomguard.lab.servers import (
     DEFAULT_SEED,
@@ -84,7 +86,7 @@ def _check_address(address: str) -> None:
 
 def build_dicom_tree(root: Path, seed: int = DEFAULT_SEED, *,
                      upload_dir: bool = True) -> FtpTree:
-    """Synthetic studies nested three levels deep (PACS/<patient>/<study>/file), some files
+    """Synthetic studies nested three levels deep (PACS/<year>/<patient>_<study>/file), files
     without or with a wrong extension, plus non-DICOM files and a writable upload directory."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +102,10 @@ def build_dicom_tree(root: Path, seed: int = DEFAULT_SEED, *,
             modalities[study.modality] += study.instances
     for n, src in enumerate(data.files):
         patient_id, study_dir = src.parts[-4], src.parts[-3]
-        rel = Path("PACS") / patient_id / study_dir / names[n % len(names)].format(n + 1)
+        year = pydicom.dcmread(src, stop_before_pixels=True).StudyDate[:4]
+        # PACS/<year>/<patient>_<study>/file: the patient is below the two levels shown
+        rel = Path("PACS") / year / f"{patient_id}_{study_dir}" / names[n % len(names)].format(
+            n + 1)
         dest = root / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(src, dest)
