@@ -183,10 +183,13 @@ async def request(connector: Connector, address: str, port: int, path: str, *,
                     body, truncated = await _read_to_eof(reader, max_body)
                 return HttpResponse(status, reason, hdrs, body, truncated, length, session)
         except TimeoutError as exc:
+            writer.transport.abort()   # no polite TLS close with a peer that does not answer
             raise ReadTimeout(address, port, protocol, f"no HTTP answer within {timeout:g} s"
                               ) from exc
         except ProtocolError:
+            writer.transport.abort()
             raise
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
+            writer.transport.abort()
             raise ProtocolError(f"HTTP response cut short: {type(exc).__name__}",
                                 address=address, port=port, protocol=protocol) from exc

@@ -534,29 +534,29 @@ class _Prober:
         port = self.endpoint.port
         tls = port in self.cfg.tls_first_ports
         tried: set[bool] = set()
-        last: str | None = None
+        trail: list[str] = []    # what each attempt ran into, in order
         while tls not in tried:
             tried.add(tls)
             try:
                 resp = await self.request("/", tls=tls)
             except http.TlsHandshakeError as exc:
-                last = _short(exc)
-                self.tls_facts = TlsFacts(port=port, handshake=False, error=last)
+                trail.append(_short(exc))
+                self.tls_facts = TlsFacts(port=port, handshake=False, error=trail[-1])
                 tls = False
                 continue
             except ProtocolError as exc:
-                last = _short(exc)
-                if not tls and "speaks TLS" in last:
+                trail.append(_short(exc))
+                if not tls and "speaks TLS" in trail[-1]:
                     tls = True
                     continue
                 break
             except DicomguardError as exc:   # refused, timed out (tarpit), out of scope
-                last = _short(exc)
+                trail.append(_short(exc))
                 if tls:
-                    self.tls_facts = TlsFacts(port=port, handshake=False, error=last)
+                    self.tls_facts = TlsFacts(port=port, handshake=False, error=trail[-1])
                 break
             if not tls and resp.status == 400 and b"https port" in resp.body[:2048].lower():
-                last = "plain HTTP refused: HTTPS port"
+                trail.append("plain HTTP refused: HTTPS port")
                 tls = True
                 continue
             self.reachable = True
@@ -569,7 +569,7 @@ class _Prober:
             self.root_status = resp.status
             self.title = page_title(resp.body)
             return resp
-        self.error = f"no HTTP answer: {last}" if last else "no HTTP answer"
+        self.error = "no HTTP answer: " + "; then ".join(trail) if trail else "no HTTP answer"
         return None
 
     async def orthanc_rest(self) -> None:
@@ -664,6 +664,7 @@ class _Prober:
         truncated = False
         error: str | None = None
         offset = 0
+        previous = b""
         page = max(1, self.cfg.qido_page)
         while True:
             if records >= self.cfg.qido_max_records:
@@ -683,15 +684,17 @@ class _Prober:
                          else f"page at offset {offset}: "
                               f"{'too large' if resp.truncated else 'malformed'} JSON")
                 break
-            new = 0
+            if resp.body == previous:    # the server ignores offset: the same page again
+                truncated = True
+                break
+            previous = resp.body
             for record in doc:
                 if not isinstance(record, dict):
                     continue
                 records += 1
                 uid = _dicom_json_text(record, TAG_STUDY_UID)
-                if uid and uid not in studies:
+                if uid:
                     studies.add(uid)
-                    new += 1
                 pid = _dicom_json_text(record, TAG_PATIENT_ID)
                 name = _dicom_json_text(record, TAG_PATIENT_NAME)
                 if pid or name:
@@ -702,9 +705,6 @@ class _Prober:
                     attributes.update(t for t, el in record.items()
                                       if len(t) == 8 and isinstance(el, dict) and el.get("Value"))
             if len(doc) < limit:
-                break
-            if new == 0:         # the server ignores offset: the same page again
-                truncated = True
                 break
             offset += len(doc)
         return DicomWebFacts(
