@@ -168,7 +168,8 @@ def _free_port_range(address: str, count: int, start: int = 40000) -> tuple[int,
 
 
 def _vsftpd_config(name_dir: Path, address: str, port: int, root: Path,
-                   pasv: tuple[int, int], writable: bool, ftp_user: str) -> str:
+                   pasv: tuple[int, int], writable: bool, ftp_user: str,
+                   extra: dict[str, str] | None = None) -> str:
     empty = name_dir / "empty"
     empty.mkdir(exist_ok=True)
     os.chmod(empty, 0o755)
@@ -192,15 +193,17 @@ def _vsftpd_config(name_dir: Path, address: str, port: int, root: Path,
         "ssl_enable": "NO", "hide_ids": "NO", "max_clients": "50",
         "idle_session_timeout": "120", "data_connection_timeout": "60",
         "pam_service_name": "vsftpd",
+        **(extra or {}),
     }
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
 def start_vsftpd(state_dir: Path, address: str, port: int, root: Path, *,
-                 name: str = "ftp-anon", writable: bool = True,
-                 timeout: float = 15.0) -> FtpServer:
+                 name: str = "ftp-anon", writable: bool = True, timeout: float = 15.0,
+                 extra: dict[str, str] | None = None) -> FtpServer:
     """vsftpd with anonymous read access to `root` (and anonymous upload to root/upload when
-    `writable`). Raises LabError when vsftpd cannot run (see vsftpd_missing)."""
+    `writable`). `extra` adds or overrides vsftpd.conf keys (e.g. anon_max_rate to emulate a
+    slower link). Raises LabError when vsftpd cannot run (see vsftpd_missing)."""
     _check_address(address)
     problem = vsftpd_missing()
     if problem:
@@ -216,7 +219,8 @@ def start_vsftpd(state_dir: Path, address: str, port: int, root: Path, *,
     os.chmod(root, 0o755)
     pasv = _free_port_range(address, 20)
     conf = name_dir / "vsftpd.conf"
-    conf.write_text(_vsftpd_config(name_dir, address, port, root, pasv, writable, ftp_user))
+    conf.write_text(_vsftpd_config(name_dir, address, port, root, pasv, writable, ftp_user,
+                                   extra))
     os.chmod(conf, 0o600)
     launcher = _Launcher(state_dir)
     started = launcher.spawn(name, ["vsftpd", str(conf)], ports=[(address, port)],
