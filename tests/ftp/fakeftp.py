@@ -19,6 +19,7 @@ class Script:
     files: dict[str, bytes] = field(default_factory=dict)
     # After an early close of a RETR: the replies sent for the transfer and for the ABOR.
     abort_replies: bytes = b"426 Connection closed; transfer aborted.\r\n226 ABOR ok\r\n"
+    stall_data: bool = False                  # RETR: 150, then nothing on the data conn
     commands: list[str] = field(default_factory=list)
 
 
@@ -107,6 +108,9 @@ class FakeFtp:
                         dw.close()
                         continue
                     writer.write(b"150 Opening data connection\r\n")
+                    if s.stall_data and cmd == "RETR":
+                        await writer.drain()
+                        await asyncio.sleep(60)
                     body = s.listing if cmd == "LIST" else s.files[arg]
                     try:
                         dw.write(body)

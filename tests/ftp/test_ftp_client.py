@@ -16,6 +16,7 @@ from dicomguard.checks import (
     ftp_004_anonymous_writable,
     ftp_005_vulnerable_version,
 )
+from dicomguard.errors import ProtocolError, ReadTimeout
 from dicomguard.models import Endpoint, Severity, Status
 from dicomguard.net.connector import Connector
 from dicomguard.net.ftp import ftp_session, parse_list_line, parse_mlsd_line
@@ -162,6 +163,43 @@ def test_windows_listing_and_pasv_address_ignored(fake_address: str) -> None:
 
     asyncio.run(run())
     assert "MLSD /" in script.commands and "CWD /" in script.commands
+
+
+def test_huge_listing_is_truncated_and_session_stays_usable(fake_address: str) -> None:
+    line = b"-rw-r--r--    1 0        0            1000 Mar 04 12:00 IM%07d\r\n"
+    listing = b"".join(line % i for i in range(60_000))            # ~4 MB
+    script = Script(listing=listing, files={"/small": b"tiny file"})
+
+    async def run() -> None:
+        async with FakeFtp(fake_address, script) as srv:
+            conn = Connector(None, rate=0, per_host=2)
+            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
+                await client.banner()
+                await client.login("anonymous", "x@y")
+                got = await client.listing("/", max_bytes=200_000, max_entries=1000)
+                assert got.truncated and len(got.entries) == 1000
+                assert await client.retr_prefix("/small", 100) == b"tiny file"
+
+    asyncio.run(run())
+
+
+def test_stalled_data_connection_times_out_and_breaks_the_session(fake_address: str) -> None:
+    script = Script(files={"/a": b"x" * 1000}, stall_data=True)
+
+    async def run() -> None:
+        async with FakeFtp(fake_address, script) as srv:
+            conn = Connector(None, rate=0, per_host=2)
+            async with ftp_session(conn, fake_address, srv.port, timeout=0.5) as client:
+                await client.banner()
+                await client.login("anonymous", "x@y")
+                start = time.monotonic()
+                with pytest.raises(ReadTimeout):
+                    await client.retr_prefix("/a", 100)
+                assert time.monotonic() - start < 2
+                with pytest.raises(ProtocolError, match="unusable"):   # no stale replies
+                    await client.retr_prefix("/a", 100)
+
+    asyncio.run(run())
 
 
 def _probe(address: str, port: int, **cfg: object) -> FtpFacts:

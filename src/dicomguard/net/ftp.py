@@ -564,15 +564,8 @@ class DataConnection:
         chunks: list[bytes] = []
         got = 0
         while got < limit:
-            try:
-                async with asyncio.timeout(timeout):
-                    chunk = await loop.sock_recv(self.sock, min(65536, limit - got))
-            except TimeoutError as exc:
-                raise ReadTimeout(self.address, self.port, PROTOCOL,
-                                  "data connection stalled") from exc
-            except OSError as exc:
-                raise ConnectivityError(self.address, self.port, PROTOCOL,
-                                        exc.strerror or str(exc)) from exc
+            async with self._guard(timeout):
+                chunk = await loop.sock_recv(self.sock, min(65536, limit - got))
             if not chunk:
                 self.received += got
                 return b"".join(chunks), True
@@ -583,9 +576,15 @@ class DataConnection:
 
     async def write(self, data: bytes, timeout: float) -> None:
         loop = asyncio.get_running_loop()
+        async with self._guard(timeout):
+            await loop.sock_sendall(self.sock, data)
+
+    @asynccontextmanager
+    async def _guard(self, timeout: float) -> AsyncIterator[None]:
+        """One socket operation under `timeout`, its errors translated."""
         try:
             async with asyncio.timeout(timeout):
-                await loop.sock_sendall(self.sock, data)
+                yield
         except TimeoutError as exc:
             raise ReadTimeout(self.address, self.port, PROTOCOL,
                               "data connection stalled") from exc
