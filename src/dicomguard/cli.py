@@ -116,17 +116,48 @@ def _new_scan_id() -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *,
-             ports: tuple[int, ...], probe_cfg: Any, rate: float, per_host: int,
-             connect_timeout: float,
-             db: str | None, json_path: Path | None, show_pass: bool, progress: bool,
-             total: int | None, workers: int = 1) -> ScanResult:
+def scan_config(*, ports: tuple[int, ...], rate: float, per_host: int,
+                connect_timeout: float, read_timeout: float, known_aets: tuple[str, ...] = (),
+                guess_aet: bool = False, max_records: int = 10_000, intrusive: bool = False,
+                show_phi: bool = False, tls: bool = True, quick: bool = False,
+                max_files: int = 5_000, max_depth: int = 8, sample_bytes: int = 65_536,
+                share_time: float = 300.0) -> Any:
+    """The ScanConfig for the command line's options (one place for scan and demo)."""
+    from dicomguard.audit.runner import AuditContext
+    from dicomguard.engine.scan import ScanConfig
+    from dicomguard.probes.dicom import DicomProbeConfig
+    from dicomguard.probes.ftp import FtpConfig
+    from dicomguard.probes.nfs import NfsConfig
+    from dicomguard.probes.share_walk import ShareLimits
+    from dicomguard.probes.smb import SmbConfig
+
+    salt = secrets.token_bytes(16)   # one salt per scan: patients counted alike everywhere
+    dicom = DicomProbeConfig(read_timeout=read_timeout, known_aets=known_aets,
+                             guess_aet=guess_aet, max_records=max_records, intrusive=intrusive,
+                             show_phi=show_phi, tls=tls and not quick, query=not quick,
+                             negotiate_catalogue=not quick, salt=salt)
+    limits = ShareLimits(max_depth=max_depth, max_files=max_files, sample_bytes=sample_bytes,
+                         time_budget=share_time, show_phi=show_phi)
+    audit = AuditContext(salt=salt, show_phi=show_phi)
+    return ScanConfig(
+        ports=ports, connect_timeout=connect_timeout, rate=rate, per_host=per_host,
+        dicom=dicom,
+        ftp=FtpConfig(timeout=read_timeout * 2, limits=limits, show_phi=show_phi,
+                      intrusive=intrusive, audit=audit),
+        smb=SmbConfig(timeout=read_timeout, budget=share_time + 60, limits=limits, audit=audit),
+        nfs=NfsConfig(rpc_timeout=read_timeout, show_phi=show_phi))
+
+
+def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *, cfg: Any,
+             db: str | None, json_path: Path | None, progress: bool, total: int | None,
+             workers: int = 1) -> ScanResult:
     """Run a scan to completion or Ctrl-C, saving as it goes; returns what was found."""
-    from dicomguard.engine.scan import ScanConfig, new_event_loop, scan_async
+    from dicomguard.engine.scan import new_event_loop, scan_async
     from dicomguard.store.db import Store
 
-    cfg = ScanConfig(ports=ports, connect_timeout=connect_timeout, rate=rate, per_host=per_host,
-                     dicom=probe_cfg)
+    probe_cfg = cfg.dicom
+    ports, rate, per_host = cfg.ports, cfg.rate, cfg.per_host
+    connect_timeout = cfg.connect_timeout
     scan_id = _new_scan_id()
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     options = {
@@ -135,6 +166,8 @@ def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *,
         "intrusive": probe_cfg.intrusive, "show_phi": probe_cfg.show_phi,
         "max_records": probe_cfg.max_records, "guess_aet": probe_cfg.guess_aet,
         "known_aets": list(probe_cfg.known_aets), "tls": probe_cfg.tls,
+        "max_files": cfg.ftp.limits.max_files, "max_depth": cfg.ftp.limits.max_depth,
+        "sample_bytes": cfg.ftp.limits.sample_bytes, "workers": workers,
     }
     store = Store(db) if db != "none" else None
     if store is not None:
@@ -241,13 +274,17 @@ def scan(
     show_pass: Annotated[bool, typer.Option("--show-pass", help="List passed checks too")
                          ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    max_files: Annotated[int, typer.Option(
+        "--max-files", help="Files sampled per share / FTP server / listing")] = 5_000,
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Folder depth walked")] = 8,
+    sample_bytes: Annotated[int, typer.Option(
+        "--sample-bytes", help="Bytes read from the start of each remote file")] = 65_536,
     workers: Annotated[int, typer.Option(
         "--workers", help="Worker processes (hosts are split between them; per-host cap "
                           "and total rate unchanged)")] = 1,
 ) -> None:
     """Scan targets for exposed DICOM services and prove what they leak."""
     from dicomguard.engine.scan import DEFAULT_PORTS
-    from dicomguard.probes.dicom import DicomProbeConfig
     from dicomguard.scope import build_scope
 
     specs = list(targets or [])
@@ -268,11 +305,13 @@ def scan(
         raise _fail("--workers must be >= 1")
     if per_host < 1 or rate < 0 or connect_timeout <= 0 or read_timeout <= 0:
         raise _fail("--per-host must be >= 1; --rate >= 0; timeouts > 0")
-    probe_cfg = DicomProbeConfig(read_timeout=read_timeout, known_aets=tuple(aet or ()),
-                                 guess_aet=guess_aet, max_records=max_records,
-                                 intrusive=intrusive, show_phi=show_phi,
-                                 tls=not (no_tls or quick), query=not quick,
-                                 negotiate_catalogue=not quick)
+    if max_files < 1 or max_depth < 0 or sample_bytes < 132:
+        raise _fail("--max-files must be >= 1, --max-depth >= 0, --sample-bytes >= 132")
+    cfg = scan_config(ports=port_list, rate=rate, per_host=per_host,
+                      connect_timeout=connect_timeout, read_timeout=read_timeout,
+                      known_aets=tuple(aet or ()), guess_aet=guess_aet, max_records=max_records,
+                      intrusive=intrusive, show_phi=show_phi, tls=not no_tls, quick=quick,
+                      max_files=max_files, max_depth=max_depth, sample_bytes=sample_bytes)
     err.print(f"dicomguard {__version__}: scope {scope.describe()}; ports "
               f"{','.join(map(str, port_list))}"
               + ("; [bold yellow]INTRUSIVE tests enabled[/]" if intrusive else ""))
@@ -281,10 +320,8 @@ def scan(
         f"--from-masscan {p}" for p in from_masscan or ())
     total = _endpoint_total(scope, port_list)
     try:
-        result = run_scan(scope.targets(), all_specs, scope, ports=port_list,
-                          probe_cfg=probe_cfg, rate=rate, per_host=per_host,
-                          connect_timeout=connect_timeout, db=db, json_path=json_out,
-                          show_pass=show_pass, progress=not no_progress, total=total,
+        result = run_scan(scope.targets(), all_specs, scope, cfg=cfg, db=db,
+                          json_path=json_out, progress=not no_progress, total=total,
                           workers=workers)
     except DicomguardError as exc:
         raise _fail(str(exc), EXIT_SOFTWARE) from exc
@@ -439,7 +476,6 @@ def demo(
 ) -> None:
     """Start the built-in lab, scan it, print the findings and where the JSON report is."""
     from dicomguard.lab import stop_lab
-    from dicomguard.probes.dicom import DicomProbeConfig
     from dicomguard.scope import build_scope
 
     lab_dir = state_dir or _default_lab_dir()
@@ -451,13 +487,12 @@ def demo(
         specs = [f"{s.address}:{s.port}" for s in manifest.services]
         scope = build_scope(specs)
         known = tuple(dict.fromkeys(s.ae_title for s in manifest.services if s.ae_title))
-        probe_cfg = DicomProbeConfig(read_timeout=3.0, known_aets=known, tls=True)
         ports = tuple(sorted({s.port for s in manifest.services}))
+        cfg = scan_config(ports=ports, rate=200.0, per_host=2, connect_timeout=2.0,
+                          read_timeout=3.0, known_aets=known)
         total = _endpoint_total(scope, ports)
-        result = run_scan(scope.targets(), tuple(specs), scope, ports=ports,
-                          probe_cfg=probe_cfg, rate=200.0, per_host=2, connect_timeout=2.0,
-                          db=db, json_path=json_out, show_pass=False, progress=True,
-                          total=total)
+        result = run_scan(scope.targets(), tuple(specs), scope, cfg=cfg, db=db,
+                          json_path=json_out, progress=True, total=total)
     finally:
         if not keep_lab:
             stop_lab(lab_dir)

@@ -48,6 +48,8 @@ def test_registry_ids_unique_and_valid() -> None:
     ids = [c.meta.id for c in checks.CHECKS]
     assert len(ids) == len(set(ids))
     assert ids == sorted(ids)
+    for check in checks.CHECKS:
+        assert check.meta.id.split("-")[0].lower() == check.meta.protocol
 
 
 def test_registry_refuses_duplicates_and_empty_texts() -> None:
@@ -169,7 +171,7 @@ def test_intrusive_checks() -> None:
 
 
 def test_every_check_handles_non_dicom_and_bare_facts() -> None:
-    for check in checks.CHECKS:
+    for check in checks.for_protocol("dicom"):
         out = check.evaluate(DicomFacts(endpoint=EP))
         assert out.status is not Status.FAIL, check.meta.id
 

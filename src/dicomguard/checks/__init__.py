@@ -19,6 +19,17 @@ from dicomguard.checks import (
     dicom_008_move_accepted,
     dicom_009_get_returns_images,
     dicom_010_service_reachable,
+    ftp_001_anonymous_dicom,
+    ftp_002_anonymous_login,
+    ftp_003_no_tls,
+    ftp_004_anonymous_writable,
+    ftp_005_vulnerable_version,
+    nfs_001_export_to_everyone,
+    nfs_002_exports_listed,
+    smb_001_guest_share_dicom,
+    smb_002_guest_access,
+    smb_003_smb1_enabled,
+    smb_004_signing_not_required,
 )
 from dicomguard.checks.base import Check, CheckMeta, Outcome, validate_registry
 
@@ -33,9 +44,21 @@ _MODULES: tuple[ModuleType, ...] = (
     dicom_008_move_accepted,
     dicom_009_get_returns_images,
     dicom_010_service_reachable,
+    ftp_001_anonymous_dicom,
+    ftp_002_anonymous_login,
+    ftp_003_no_tls,
+    ftp_004_anonymous_writable,
+    ftp_005_vulnerable_version,
+    smb_001_guest_share_dicom,
+    smb_002_guest_access,
+    smb_003_smb1_enabled,
+    smb_004_signing_not_required,
+    nfs_001_export_to_everyone,
+    nfs_002_exports_listed,
 )
 
-CHECKS: tuple[Check, ...] = tuple(Check(m.META, m.evaluate) for m in _MODULES)
+CHECKS: tuple[Check, ...] = tuple(sorted((Check(m.META, m.evaluate) for m in _MODULES),
+                                          key=lambda c: c.meta.id))
 validate_registry(CHECKS)
 
 __all__ = ["CHECKS", "Check", "CheckMeta", "Outcome", "by_id", "for_protocol"]

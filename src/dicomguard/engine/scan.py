@@ -19,16 +19,20 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dicomguard import checks
-from dicomguard.engine.evaluate import dicom_service, evaluate_dicom
+from dicomguard.engine.protocols import HANDLERS, protocol_for
 from dicomguard.errors import OutOfScopeError
 from dicomguard.models import Endpoint, Finding, Service, Status, Target
 from dicomguard.net.connector import Connector, Guard
 from dicomguard.probes import dicom as dicom_probe
-from dicomguard.probes.facts import DicomFacts
+from dicomguard.probes.ftp import FtpConfig
+from dicomguard.probes.nfs import NfsConfig
+from dicomguard.probes.smb import SmbConfig
 
-# Imaging ports: 104 (DICOM), 11112 (DICOM, IANA), 4242 (Orthanc), 2761/2762 (DICOM ISCL/TLS),
-# 8042 (Orthanc's REST port; probed for DICOM only when listed here).
-DEFAULT_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762, 8042)
+# DICOM: 104, 11112 (IANA), 4242 (Orthanc), 2761/2762 (ISCL/TLS). Where images also leak: FTP 21,
+# SMB 139/445, NFS 111/2049 (see engine/protocols.py for the port -> protocol map).
+DICOM_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762)
+SHARE_PORTS: tuple[int, ...] = (21, 139, 445, 111, 2049)
+DEFAULT_PORTS: tuple[int, ...] = DICOM_PORTS + SHARE_PORTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +44,15 @@ class ScanConfig:
     max_in_flight: int = 1024      # endpoints probed at once
     endpoint_budget: float = 120.0  # hard ceiling on the time spent on one endpoint
     dicom: dicom_probe.DicomProbeConfig = field(default_factory=dicom_probe.DicomProbeConfig)
+    ftp: FtpConfig = field(default_factory=FtpConfig)
+    smb: SmbConfig = field(default_factory=SmbConfig)
+    nfs: NfsConfig = field(default_factory=NfsConfig)
 
     @property
     def intrusive(self) -> bool:
-        return self.dicom.intrusive
+        """Tests that write to or pull from devices were enabled (they are opt-in per probe
+        configuration; the CLI's --intrusive sets them all)."""
+        return self.dicom.intrusive or self.ftp.intrusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,26 +88,19 @@ class NullObserver:
 def endpoints_of(targets: Iterable[Target], ports: tuple[int, ...]) -> Iterator[Endpoint]:
     for target in targets:
         for port in (target.ports or ports):
-            yield Endpoint(target.address, port, "dicom", target.host)
-
-
-def _closed(facts: DicomFacts) -> bool:
-    """No connection could be made at all (refused, timed out, unreachable)."""
-    attempt = facts.wildcard
-    return (not facts.is_dicom and attempt is not None and attempt.error is not None
-            and ("refused" in attempt.error or "connect timed out" in attempt.error
-                 or "unreachable" in attempt.error.lower())
-            and (facts.tls is None or not facts.tls.handshake))
+            yield Endpoint(target.address, port, protocol_for(port), target.host)
 
 
 async def probe_endpoint(endpoint: Endpoint, connector: Connector,
                          cfg: ScanConfig) -> EndpointResult:
+    handler = HANDLERS[endpoint.protocol]
+    budget = handler.budget(cfg)
     start = time.monotonic()
     try:
-        async with asyncio.timeout(cfg.endpoint_budget):
-            facts = await dicom_probe.probe(endpoint, connector, cfg.dicom)
+        async with asyncio.timeout(budget):
+            facts = await handler.probe(endpoint, connector, handler.config(cfg))
     except TimeoutError:
-        return _failed(endpoint, cfg, f"endpoint budget of {cfg.endpoint_budget:g} s exhausted",
+        return _failed(endpoint, cfg, f"endpoint budget of {budget:g} s exhausted",
                        time.monotonic() - start)
     except OutOfScopeError:
         raise
@@ -106,11 +108,16 @@ async def probe_endpoint(endpoint: Endpoint, connector: Connector,
         return _failed(endpoint, cfg, f"probe crashed: {type(exc).__name__}: {exc}",
                        time.monotonic() - start)
     seconds = time.monotonic() - start
-    if _closed(facts):
-        return EndpointResult(endpoint, False, error=facts.error, seconds=seconds)
-    return EndpointResult(endpoint, True, dicom_service(facts),
-                          tuple(evaluate_dicom(facts, intrusive=cfg.intrusive)),
-                          facts.error, seconds)
+    error = getattr(facts, "error", None)
+    if handler.closed(facts):
+        return EndpointResult(endpoint, False, error=error, seconds=seconds)
+    try:
+        service = handler.service(facts, endpoint)
+        findings = tuple(handler.findings(facts, cfg, endpoint))
+    except Exception as exc:  # summarising bug: the endpoint is still reported, as ERROR
+        return _failed(endpoint, cfg, f"evaluation crashed: {type(exc).__name__}: {exc}",
+                       seconds)
+    return EndpointResult(endpoint, True, service, findings, error, seconds)
 
 
 def _failed(endpoint: Endpoint, cfg: ScanConfig, reason: str, seconds: float) -> EndpointResult:
@@ -118,7 +125,8 @@ def _failed(endpoint: Endpoint, cfg: ScanConfig, reason: str, seconds: float) ->
     findings = tuple(
         Finding(c.meta.id, c.meta.title, endpoint, Status.ERROR, c.meta.severity, {},
                 c.meta.intrusive, reason)
-        for c in checks.for_protocol("dicom") if cfg.intrusive or not c.meta.intrusive)
+        for c in checks.for_protocol(endpoint.protocol)
+        if cfg.intrusive or not c.meta.intrusive)
     service = Service(endpoint, None, None, {"error": reason})
     return EndpointResult(endpoint, True, service, findings, reason, seconds)
 
