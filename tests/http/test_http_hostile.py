@@ -424,3 +424,41 @@ def test_unreachable_facts_are_unknown_never_pass() -> None:
                       credentials_tried=True)
     outcomes = evaluate(facts)
     assert {k: o.status for k, o in outcomes.items()} == {k: Status.UNKNOWN for k in outcomes}
+
+
+def test_default_credentials_one_attempt_only_on_the_identified_product() -> None:
+    realm = {"WWW-Authenticate": 'Basic realm="Orthanc Secure Area"'}
+    web = FakeWeb(default=response(401, headers=realm))
+    facts, _ = timed(lambda: web, HttpConfig(timeout=TIMEOUT, try_default_credentials=True))
+    with_auth = [p for p, h in web.requests if "authorization" in h]
+    assert with_auth == ["/system"]
+    assert [(c.product, c.accepted, c.status) for c in facts.credentials] == [
+        ("Orthanc", False, 401)]
+    assert evaluate(facts)["HTTP-002"].status is Status.PASS
+    # a server that asks everyone for credentials but is not a known product: no attempt
+    other = FakeWeb(default=response(401, headers={"WWW-Authenticate": 'Basic realm="x"'}))
+    facts, _ = timed(lambda: other, HttpConfig(timeout=TIMEOUT, try_default_credentials=True))
+    assert facts.credentials == () and facts.products == ()
+    assert not any("authorization" in h for _, h in other.requests)
+    assert failures(facts) == {}
+
+
+def test_secured_dcm4chee_by_its_realm() -> None:
+    bearer = {"WWW-Authenticate": 'Bearer realm="dcm4che"'}
+    web = FakeWeb(prefix_routes={"/dcm4chee-arc/": response(401, headers=bearer)})
+    facts, _ = timed(lambda: web)
+    (arc,) = [p for p in facts.products if p.name == "dcm4chee-arc"]
+    assert arc.auth_required
+    (dw,) = facts.dicomweb
+    assert dw.root == "/dcm4chee-arc/aets/DCM4CHEE/rs/" and dw.auth_required
+    assert failures(facts) == {"HTTP-006": Severity.MEDIUM}
+
+
+def test_pathological_html_is_parsed_in_linear_time() -> None:
+    for blob in (b"<a " * 1_000_000, b'<a href="' * 500_000, b"<title" * 500_000,
+                 (b'<a href="x">x</a>' * 200_000), b"href" * 1_000_000, b"<a href" * 500_000):
+        start = time.monotonic()
+        parse_listing(blob, "/", 50_000)
+        page_title(blob)
+        is_listing(blob)
+        assert time.monotonic() - start < 3.0

@@ -34,7 +34,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote
@@ -121,10 +121,9 @@ ORTHANC_VIEWER_PLUGINS: Mapping[str, str] = {
     "dicom-web": "DICOMweb",
 }
 
-_TITLE = re.compile(rb"<title[^>]*>(.{0,400}?)</title", re.IGNORECASE | re.DOTALL)
-_HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))[^>]*>""",
-                   re.IGNORECASE)
-_NGINX_SIZE = re.compile(r"</a>\s+\S+\s+\S+\s+(\d+|-)\s*$")
+# Bounded quantifiers: a hostile page must not make a regex quadratic.
+_TITLE = re.compile(rb"<title[^>]{0,200}>(.{0,400}?)</title", re.IGNORECASE | re.DOTALL)
+_NGINX_SIZE = re.compile(r"^\s+\S+\s+\S+\s+(\d+|-)\s*$")
 _LISTING_MARKERS = ("<title>index of /", "<h1>index of /", "<title>directory listing for /")
 
 
@@ -336,6 +335,49 @@ def listing_server(body: bytes, server_header: str | None) -> str:
     return "generic listing"
 
 
+def iter_links(text: str) -> Iterator[tuple[str, str]]:
+    """(href, rest of its line after </a>) of every <a href=...> in text, in linear time:
+    str.find scans and bounded look-arounds instead of a regex that could backtrack."""
+    lower = text.lower()
+    pos = 0
+    while True:
+        at = lower.find("href", pos)
+        if at < 0:
+            return
+        pos = at + 4
+        tag = lower.rfind("<", max(0, at - 512), at)
+        if tag < 0 or not lower.startswith("<a", tag) or not lower[tag + 2:tag + 3].isspace() \
+                or ">" in lower[tag:at]:
+            continue
+        i = pos
+        while i < len(text) and i < pos + 16 and text[i].isspace():
+            i += 1
+        if text[i:i + 1] != "=":
+            continue
+        i += 1
+        while i < len(text) and i < pos + 32 and text[i].isspace():
+            i += 1
+        quote_char = text[i:i + 1]
+        if quote_char in ("\"", "'"):
+            close = text.find(quote_char, i + 1, i + 2050)
+            if close < 0:
+                continue
+            href, end = text[i + 1:close], close + 1
+        else:
+            end = i
+            while end < len(text) and end < i + 2048 and not text[end].isspace() \
+                    and text[end] != ">":
+                end += 1
+            href = text[i:end]
+        pos = max(pos, end)
+        close_a = lower.find("</a>", end, end + 1024)
+        tail = ""
+        if close_a >= 0:
+            newline = text.find("\n", close_a, close_a + 256)
+            tail = text[close_a + 4:newline if newline >= 0 else close_a + 256]
+        yield href, tail
+
+
 def parse_listing(body: bytes, directory: str, max_entries: int) -> list[RemoteEntry]:
     """The entries of an HTML directory listing that lie directly inside `directory`.
 
@@ -345,32 +387,31 @@ def parse_listing(body: bytes, directory: str, max_entries: int) -> list[RemoteE
     text = body.decode("utf-8", "replace")
     base = directory if directory.endswith("/") else directory + "/"
     entries: dict[str, RemoteEntry] = {}
-    for line in text.splitlines():
-        for match in _HREF.finditer(line):
-            href = html.unescape(next(g for g in match.groups() if g is not None)).strip()
-            if not href or href[0] in "?#" or "://" in href or href.startswith("//") \
-                    or ":" in href.split("/", 1)[0]:
+    for raw, tail in iter_links(text):
+        href = html.unescape(raw).strip()
+        if not href or href[0] in "?#" or "://" in href or href.startswith("//") \
+                or ":" in href.split("/", 1)[0]:
+            continue
+        href = href.split("#", 1)[0].split("?", 1)[0]
+        if href.startswith("/"):
+            if not href.startswith(base):
                 continue
-            href = href.split("#", 1)[0].split("?", 1)[0]
-            if href.startswith("/"):
-                if not href.startswith(base):
-                    continue
-                href = href[len(base):]
-            if href.startswith("./"):
-                href = href[2:]
-            is_dir = href.endswith("/")
-            name = unquote(href.rstrip("/"))
-            if not name or name in (".", "..") or "/" in name or "\\" in name \
-                    or any(ord(c) < 0x20 for c in name):
-                continue
-            size: int | None = None
-            if not is_dir:
-                tail = _NGINX_SIZE.search(line[match.start():])
-                if tail and tail.group(1).isdigit():
-                    size = int(tail.group(1))
-            entries.setdefault(name, RemoteEntry(name, is_dir, size))
-            if len(entries) >= max_entries:
-                return list(entries.values())
+            href = href[len(base):]
+        if href.startswith("./"):
+            href = href[2:]
+        is_dir = href.endswith("/")
+        name = unquote(href.rstrip("/"))
+        if not name or name in (".", "..") or any(c in name for c in '/\\<>"') \
+                or any(ord(c) < 0x20 for c in name):
+            continue
+        size: int | None = None
+        if not is_dir:
+            match = _NGINX_SIZE.match(tail)
+            if match and match.group(1).isdigit():
+                size = int(match.group(1))
+        entries.setdefault(name, RemoteEntry(name, is_dir, size))
+        if len(entries) >= max_entries:
+            break
     return list(entries.values())
 
 
