@@ -121,12 +121,13 @@ def scan_config(*, ports: tuple[int, ...], rate: float, per_host: int,
                 guess_aet: bool = False, max_records: int = 10_000, intrusive: bool = False,
                 show_phi: bool = False, tls: bool = True, quick: bool = False,
                 max_files: int = 5_000, max_depth: int = 8, sample_bytes: int = 65_536,
-                share_time: float = 300.0) -> Any:
+                share_time: float = 300.0, try_default_credentials: bool = False) -> Any:
     """The ScanConfig for the command line's options (one place for scan and demo)."""
     from dicomguard.audit.runner import AuditContext
     from dicomguard.engine.scan import ScanConfig
     from dicomguard.probes.dicom import DicomProbeConfig
     from dicomguard.probes.ftp import FtpConfig
+    from dicomguard.probes.http import HttpConfig
     from dicomguard.probes.nfs import NfsConfig
     from dicomguard.probes.share_walk import ShareLimits
     from dicomguard.probes.smb import SmbConfig
@@ -145,7 +146,10 @@ def scan_config(*, ports: tuple[int, ...], rate: float, per_host: int,
         ftp=FtpConfig(timeout=read_timeout * 2, limits=limits, show_phi=show_phi,
                       intrusive=intrusive, audit=audit),
         smb=SmbConfig(timeout=read_timeout, budget=share_time + 60, limits=limits, audit=audit),
-        nfs=NfsConfig(rpc_timeout=read_timeout, show_phi=show_phi))
+        nfs=NfsConfig(rpc_timeout=read_timeout, show_phi=show_phi),
+        http=HttpConfig(timeout=read_timeout, budget=share_time + 60, limits=limits,
+                        show_phi=show_phi, salt=salt,
+                        try_default_credentials=try_default_credentials))
 
 
 def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *, cfg: Any,
@@ -168,6 +172,7 @@ def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *, c
         "known_aets": list(probe_cfg.known_aets), "tls": probe_cfg.tls,
         "max_files": cfg.ftp.limits.max_files, "max_depth": cfg.ftp.limits.max_depth,
         "sample_bytes": cfg.ftp.limits.sample_bytes, "workers": workers,
+        "try_default_credentials": cfg.http.try_default_credentials,
     }
     store = Store(db) if db != "none" else None
     if store is not None:
@@ -250,6 +255,9 @@ def scan(
     ] = False,
     max_records: Annotated[int, typer.Option(
         "--max-records", help="Stop C-FIND after this many records (C-CANCEL)")] = 10_000,
+    try_default_credentials: Annotated[bool, typer.Option(
+        "--try-default-credentials", help="Try each identified product's documented default "
+                                          "login once (intrusive; never a dictionary)")] = False,
     intrusive: Annotated[bool, typer.Option(
         "--intrusive", help="C-STORE a labelled test instance, C-MOVE to a made-up AE, C-GET "
                             "one instance (discarded). Writes to the device.")] = False,
@@ -311,10 +319,13 @@ def scan(
                       connect_timeout=connect_timeout, read_timeout=read_timeout,
                       known_aets=tuple(aet or ()), guess_aet=guess_aet, max_records=max_records,
                       intrusive=intrusive, show_phi=show_phi, tls=not no_tls, quick=quick,
-                      max_files=max_files, max_depth=max_depth, sample_bytes=sample_bytes)
+                      max_files=max_files, max_depth=max_depth, sample_bytes=sample_bytes,
+                      try_default_credentials=try_default_credentials)
     err.print(f"dicomguard {__version__}: scope {scope.describe()}; ports "
               f"{','.join(map(str, port_list))}"
-              + ("; [bold yellow]INTRUSIVE tests enabled[/]" if intrusive else ""))
+              + ("; [bold yellow]INTRUSIVE tests enabled[/]" if intrusive else "")
+              + ("; [bold yellow]default credentials will be tried once each[/]"
+                 if try_default_credentials else ""))
     all_specs = tuple(specs) + tuple(f"-iL {p}" for p in input_list or ()) + tuple(
         f"--from-nmap {p}" for p in from_nmap or ()) + tuple(
         f"--from-masscan {p}" for p in from_masscan or ())

@@ -18,6 +18,7 @@ from dicomguard.models import Endpoint, Finding, Service, Status
 from dicomguard.net.connector import Connector
 from dicomguard.probes import dicom as dicom_probe
 from dicomguard.probes import ftp as ftp_probe
+from dicomguard.probes import http as http_probe
 from dicomguard.probes import nfs as nfs_probe
 from dicomguard.probes import smb as smb_probe
 from dicomguard.probes.facts import DicomFacts
@@ -30,6 +31,7 @@ PORT_PROTOCOLS: dict[int, str] = {
     21: "ftp",
     111: "nfs", 2049: "nfs",
     139: "smb", 445: "smb",
+    **{port: "http" for port in http_probe.DEFAULT_HTTP_PORTS},
 }
 
 
@@ -161,6 +163,27 @@ def _smb_findings(facts: smb_probe.SmbFacts, cfg: ScanConfig, endpoint: Endpoint
     return run_checks("smb", facts, _with_protocol(endpoint, "smb"), intrusive=cfg.intrusive)
 
 
+# -- HTTP ------------------------------------------------------------------------------------
+
+def _http_closed(facts: http_probe.HttpFacts) -> bool:
+    return not facts.reachable and _connect_failed(facts.error)
+
+
+def _http_service(facts: http_probe.HttpFacts, endpoint: Endpoint) -> Service:
+    proto = (facts.scheme or "http") if facts.is_http else "unknown"
+    return Service(_with_protocol(endpoint, proto), facts.product, facts.version,
+                   facts.summary())
+
+
+def _http_findings(facts: http_probe.HttpFacts, cfg: ScanConfig, endpoint: Endpoint
+                   ) -> list[Finding]:
+    if not facts.is_http:
+        return []
+    # The default-credentials check is intrusive; --try-default-credentials opts in to it.
+    return run_checks("http", facts, _with_protocol(endpoint, "http"),
+                      intrusive=cfg.intrusive or cfg.http.try_default_credentials)
+
+
 def _with_protocol(endpoint: Endpoint, protocol: str) -> Endpoint:
     if endpoint.protocol == protocol:
         return endpoint
@@ -180,6 +203,9 @@ HANDLERS: dict[str, Handler] = {
     "nfs": Handler(
         "nfs", nfs_probe.probe, lambda cfg: cfg.nfs, _nfs_closed, _nfs_service,
         _nfs_findings, lambda cfg: cfg.nfs.time_budget + 5),
+    "http": Handler(
+        "http", http_probe.probe, lambda cfg: cfg.http, _http_closed, _http_service,
+        _http_findings, lambda cfg: cfg.http.budget + 5),
     "smb": Handler(
         "smb", smb_probe.probe, lambda cfg: cfg.smb, _smb_closed, _smb_service,
         _smb_findings, lambda cfg: cfg.smb.budget + 5),

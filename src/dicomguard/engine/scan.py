@@ -25,6 +25,7 @@ from dicomguard.models import Endpoint, Finding, Service, Status, Target
 from dicomguard.net.connector import Connector, Guard
 from dicomguard.probes import dicom as dicom_probe
 from dicomguard.probes.ftp import FtpConfig
+from dicomguard.probes.http import DEFAULT_HTTP_PORTS, HttpConfig
 from dicomguard.probes.nfs import NfsConfig
 from dicomguard.probes.smb import SmbConfig
 
@@ -32,7 +33,7 @@ from dicomguard.probes.smb import SmbConfig
 # SMB 139/445, NFS 111/2049 (see engine/protocols.py for the port -> protocol map).
 DICOM_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762)
 SHARE_PORTS: tuple[int, ...] = (21, 139, 445, 111, 2049)
-DEFAULT_PORTS: tuple[int, ...] = DICOM_PORTS + SHARE_PORTS
+DEFAULT_PORTS: tuple[int, ...] = DICOM_PORTS + SHARE_PORTS + DEFAULT_HTTP_PORTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,7 @@ class ScanConfig:
     ftp: FtpConfig = field(default_factory=FtpConfig)
     smb: SmbConfig = field(default_factory=SmbConfig)
     nfs: NfsConfig = field(default_factory=NfsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     @property
     def intrusive(self) -> bool:
