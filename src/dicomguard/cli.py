@@ -69,6 +69,21 @@ def _parse_ports(values: list[str]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(ports))
 
 
+def _parse_protocols(values: list[str]) -> dict[int, str]:
+    from dicomguard.engine.protocols import HANDLERS
+
+    out: dict[int, str] = {}
+    for value in values:
+        port, sep, name = value.partition("=")
+        name = name.strip().lower()
+        if not sep or not port.strip().isdigit() or not 0 < int(port) < 65536:
+            raise _fail(f"--proto {value!r}: expected PORT=PROTOCOL")
+        if name not in HANDLERS:
+            raise _fail(f"--proto {value!r}: protocol must be one of {', '.join(HANDLERS)}")
+        out[int(port)] = name
+    return out
+
+
 class _CliObserver:
     """Progress bar plus incremental saving, so Ctrl-C keeps what was found."""
 
@@ -121,7 +136,8 @@ def scan_config(*, ports: tuple[int, ...], rate: float, per_host: int,
                 guess_aet: bool = False, max_records: int = 10_000, intrusive: bool = False,
                 show_phi: bool = False, tls: bool = True, quick: bool = False,
                 max_files: int = 5_000, max_depth: int = 8, sample_bytes: int = 65_536,
-                share_time: float = 300.0, try_default_credentials: bool = False) -> Any:
+                share_time: float = 300.0, try_default_credentials: bool = False,
+                port_protocols: dict[int, str] | None = None) -> Any:
     """The ScanConfig for the command line's options (one place for scan and demo)."""
     from dicomguard.audit.runner import AuditContext
     from dicomguard.engine.scan import ScanConfig
@@ -149,7 +165,8 @@ def scan_config(*, ports: tuple[int, ...], rate: float, per_host: int,
         nfs=NfsConfig(rpc_timeout=read_timeout, show_phi=show_phi),
         http=HttpConfig(timeout=read_timeout, budget=share_time + 60, limits=limits,
                         show_phi=show_phi, salt=salt,
-                        try_default_credentials=try_default_credentials))
+                        try_default_credentials=try_default_credentials),
+        port_protocols=dict(port_protocols or {}))
 
 
 def run_scan(targets: Iterable[Target], specs: tuple[str, ...], scope: Any, *, cfg: Any,
@@ -245,6 +262,9 @@ def scan(
     ports: Annotated[list[str] | None, typer.Option(
         "--ports", "-p", help="Extra ports, added to the imaging defaults (e.g. 5104,11113)")
     ] = None,
+    proto: Annotated[list[str] | None, typer.Option(
+        "--proto", help="Protocol of a non-standard port, PORT=PROTOCOL (dicom, ftp, smb, nfs, "
+                        "http), e.g. --proto 4445=smb --proto 8888=http")] = None,
     only_ports: Annotated[str | None, typer.Option(
         "--only-ports", help="Replace the default port list")] = None,
     aet: Annotated[list[str] | None, typer.Option(
@@ -304,8 +324,9 @@ def scan(
                             masscan=from_masscan or (), allow_large=allow_large)
     except ScopeError as exc:
         raise _fail(str(exc)) from exc
+    overrides = _parse_protocols(proto or [])
     port_list = _parse_ports([only_ports]) if only_ports else tuple(
-        dict.fromkeys(DEFAULT_PORTS + _parse_ports(ports or [])))
+        dict.fromkeys(DEFAULT_PORTS + _parse_ports(ports or []) + tuple(overrides)))
     for title in aet or ():
         if not (0 < len(title.strip()) <= 16 and title.isprintable() and "\\" not in title):
             raise _fail(f"--aet {title!r}: an AE title has 1 to 16 printable characters")
@@ -320,7 +341,8 @@ def scan(
                       known_aets=tuple(aet or ()), guess_aet=guess_aet, max_records=max_records,
                       intrusive=intrusive, show_phi=show_phi, tls=not no_tls, quick=quick,
                       max_files=max_files, max_depth=max_depth, sample_bytes=sample_bytes,
-                      try_default_credentials=try_default_credentials)
+                      try_default_credentials=try_default_credentials,
+                      port_protocols=overrides)
     err.print(f"dicomguard {__version__}: scope {scope.describe()}; ports "
               f"{','.join(map(str, port_list))}"
               + ("; [bold yellow]INTRUSIVE tests enabled[/]" if intrusive else "")

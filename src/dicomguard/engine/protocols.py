@@ -8,7 +8,7 @@ PORT_PROTOCOLS are probed as DICOM: DICOM is the protocol a user names odd ports
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,10 @@ PORT_PROTOCOLS: dict[int, str] = {
 }
 
 
-def protocol_for(port: int) -> str:
+def protocol_for(port: int, overrides: Mapping[int, str] | None = None) -> str:
+    """The protocol probed on `port`: the user's override, the well-known map, else DICOM."""
+    if overrides and port in overrides:
+        return overrides[port]
     return PORT_PROTOCOLS.get(port, "dicom")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -49,6 +49,7 @@ class ScanConfig:
     smb: SmbConfig = field(default_factory=SmbConfig)
     nfs: NfsConfig = field(default_factory=NfsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    port_protocols: Mapping[int, str] = field(default_factory=dict)   # --proto 4445=smb
 
     @property
     def intrusive(self) -> bool:
@@ -87,10 +88,11 @@ class NullObserver:
         pass
 
 
-def endpoints_of(targets: Iterable[Target], ports: tuple[int, ...]) -> Iterator[Endpoint]:
+def endpoints_of(targets: Iterable[Target], ports: tuple[int, ...],
+                 overrides: Mapping[int, str] | None = None) -> Iterator[Endpoint]:
     for target in targets:
         for port in (target.ports or ports):
-            yield Endpoint(target.address, port, protocol_for(port), target.host)
+            yield Endpoint(target.address, port, protocol_for(port, overrides), target.host)
 
 
 async def probe_endpoint(endpoint: Endpoint, connector: Connector,
@@ -160,7 +162,7 @@ async def scan_async(targets: Iterable[Target], cfg: ScanConfig, *, guard: Guard
         observer.endpoint_done(result)
 
     try:
-        for endpoint in endpoints_of(targets, cfg.ports):
+        for endpoint in endpoints_of(targets, cfg.ports, cfg.port_protocols):
             # Fail the whole scan before any packet when a target escaped the scope; the
             # connector checks again on every connection.
             connector.check_scope(endpoint.address, endpoint.port)
