@@ -449,54 +449,61 @@ LabBase = Annotated[str, typer.Option(
     "--base-address", help="First loopback address of the lab (127.0.0.0/8 only)")]
 
 
-def _start_lab(state_dir: Path, base_address: str) -> Any:
-    from dicomguard.lab import start_lab
+def _start_lab(state_dir: Path, base_address: str, *, nfs: bool = True) -> Any:
+    from dicomguard.lab.hospital import start_hospital
 
     try:
-        return start_lab(state_dir, base_address=base_address)
+        return start_hospital(state_dir, base_address=base_address, nfs=nfs)
     except DicomguardError as exc:
         raise _fail(f"lab: {exc}", EXIT_SOFTWARE) from exc
 
 
 @lab_app.command("up")
-def lab_up(state_dir: LabDir = None, base_address: LabBase = "127.0.0.10") -> None:
+def lab_up(state_dir: LabDir = None, base_address: LabBase = "127.0.0.10",
+           no_nfs: Annotated[bool, typer.Option("--no-nfs", help="Leave NFS out")] = False,
+           ) -> None:
     """Start the built-in lab (synthetic hospital on loopback) in the background."""
-    _print_manifest(_start_lab(state_dir or _default_lab_dir(), base_address))
+    _print_hospital(_start_lab(state_dir or _default_lab_dir(), base_address, nfs=not no_nfs))
 
 
 @lab_app.command("down")
 def lab_down(state_dir: LabDir = None) -> None:
     """Stop the built-in lab."""
-    from dicomguard.lab import stop_lab
+    from dicomguard.lab.hospital import stop_hospital
 
-    stop_lab(state_dir or _default_lab_dir())
+    stop_hospital(state_dir or _default_lab_dir())
     err.print("lab stopped")
 
 
 @lab_app.command("status")
 def lab_status_cmd(state_dir: LabDir = None) -> None:
     """Which lab services run and answer."""
-    from dicomguard.lab import lab_status
+    from dicomguard.lab.hospital import hospital_endpoints
+    from dicomguard.lab.servers import port_answers
 
     table = Table(title="lab")
-    rows = lab_status(state_dir or _default_lab_dir())
-    for col in ("Service", "Endpoint", "Running", "Answering"):
+    rows = hospital_endpoints(state_dir or _default_lab_dir())
+    for col in ("Service", "Endpoint", "Protocol", "Answering"):
         table.add_column(col)
-    for s in rows:
-        table.add_row(s.name, f"{s.address}:{s.port}", "yes" if s.running else "no",
-                      "yes" if s.answering else "no")
+    answering = 0
+    for e in rows:
+        ok = e.name != "closed" and port_answers(e.address, e.port, 0.5)
+        answering += ok
+        table.add_row(e.name, f"{e.address}:{e.port}", e.protocol, "yes" if ok else "no")
     console.print(table)
-    if not rows:
+    if not answering:
         err.print("the lab is not running (dicomguard lab up)")
 
 
-def _print_manifest(manifest: Any) -> None:
-    table = Table(title="dicomguard lab")
-    for col in ("Service", "Endpoint", "Product", "What it is"):
+def _print_hospital(hospital: Any) -> None:
+    table = Table(title="dicomguard lab: a synthetic hospital on loopback")
+    for col in ("Service", "Endpoint", "Protocol", "What it is"):
         table.add_column(col)
-    for s in manifest.services:
-        table.add_row(s.name, f"{s.address}:{s.port}", s.product or "", s.role)
+    for e in hospital.endpoints:
+        table.add_row(e.name, f"{e.address}:{e.port}", e.protocol, e.role)
     err.print(table)
+    for name, reason in hospital.skipped:
+        err.print(f"[yellow]not started[/]: {name}: {reason}")
 
 
 @app.command()
@@ -508,27 +515,28 @@ def demo(
     db: Annotated[str | None, typer.Option("--db")] = None,
 ) -> None:
     """Start the built-in lab, scan it, print the findings and where the JSON report is."""
-    from dicomguard.lab import stop_lab
+    from dicomguard.lab.hospital import stop_hospital
     from dicomguard.scope import build_scope
 
     lab_dir = state_dir or _default_lab_dir()
     err.print("[bold]dicomguard demo[/]: starting the built-in lab on loopback ...")
-    manifest = _start_lab(lab_dir, base_address)
+    hospital = _start_lab(lab_dir, base_address)
     try:
-        _print_manifest(manifest)
-        # Every lab endpoint, hostile and closed ones included: they must not show up as DICOM.
-        specs = [f"{s.address}:{s.port}" for s in manifest.services]
+        _print_hospital(hospital)
+        # Every lab endpoint, hostile and closed ones included: they must not show up.
+        specs = [f"{e.address}:{e.port}" for e in hospital.endpoints]
         scope = build_scope(specs)
-        known = tuple(dict.fromkeys(s.ae_title for s in manifest.services if s.ae_title))
-        ports = tuple(sorted({s.port for s in manifest.services}))
+        known = tuple(dict.fromkeys(s.ae_title for s in hospital.dicom.services if s.ae_title))
+        ports = tuple(sorted({e.port for e in hospital.endpoints}))
         cfg = scan_config(ports=ports, rate=200.0, per_host=2, connect_timeout=2.0,
-                          read_timeout=3.0, known_aets=known)
+                          read_timeout=3.0, known_aets=known,
+                          port_protocols=hospital.port_protocols())
         total = _endpoint_total(scope, ports)
         result = run_scan(scope.targets(), tuple(specs), scope, cfg=cfg, db=db,
                           json_path=json_out, progress=True, total=total)
     finally:
         if not keep_lab:
-            stop_lab(lab_dir)
+            stop_hospital(lab_dir)
     _print_result(result, show_pass=False, json_out=json_out)
     err.print(f"[bold]JSON report:[/] {json_out.resolve()}")
     raise typer.Exit(_exit_code(result))
