@@ -22,7 +22,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dicomguard.dicomfile.reader import _IMPLICIT_VRS, _implicit_vr_slow
+from dicomguard.dicomfile.reader import IMPLICIT_VRS as _IMPLICIT_VRS
+from dicomguard.dicomfile.reader import implicit_vr_fallback as _implicit_vr_slow
 from dicomguard.errors import DicomFileError
 
 __all__ = [

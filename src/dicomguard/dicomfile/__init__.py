@@ -18,6 +18,8 @@ from .reader import (
     Element,
     Header,
     PixelInfo,
+    RawElement,
+    raw_records,
     read_header,
 )
 from .sources import ByteSource, BytesSource, FileSource, as_source
@@ -41,12 +43,14 @@ __all__ = [
     "FileSource",
     "Header",
     "PixelInfo",
+    "RawElement",
     "as_source",
     "codecs_for_charset",
     "decode_date",
     "decode_numbers",
     "decode_tags",
     "decode_text",
+    "raw_records",
     "read_header",
     "text_values",
 ]

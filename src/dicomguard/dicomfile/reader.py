@@ -31,7 +31,8 @@ import datetime
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter, not_
 from typing import NamedTuple
 
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
@@ -53,6 +54,7 @@ __all__ = [
     "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
     "EXPLICIT_VR_BIG_ENDIAN",
     "EXPLICIT_VR_LITTLE_ENDIAN",
+    "IMPLICIT_VRS",
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "MAX_DEPTH",
     "PIXEL_DATA_TAGS",
@@ -60,6 +62,9 @@ __all__ = [
     "Element",
     "Header",
     "PixelInfo",
+    "RawElement",
+    "implicit_vr_fallback",
+    "raw_records",
     "read_header",
 ]
 
@@ -67,6 +72,8 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_DEPTH = 64
 DEFAULT_MAX_ELEMENTS = 1_000_000
 INITIAL_READ = 32 * 1024
+#: Read well-formed data sets with _FastParser (tests switch it off to compare the two).
+_FAST_PATH = True
 #: Upper bound of the inflated size of a deflated data set read for its header.
 MAX_INFLATED = 64 * 1024 * 1024
 
@@ -110,10 +117,14 @@ def _build_implicit_vrs() -> tuple[dict[int, str], tuple[tuple[int, int, str], .
     return table, tuple(repeaters)
 
 
-_IMPLICIT_VRS, _REPEATERS = _build_implicit_vrs()
+IMPLICIT_VRS, _REPEATERS = _build_implicit_vrs()
+"""tag -> VR for implicit VR data sets, from the data dictionary (ambiguous VRs resolved to the
+value-agnostic choice, "US or SS" left for the reader to resolve)."""
 
 
-def _implicit_vr_slow(tag: int) -> str:
+def implicit_vr_fallback(tag: int) -> str:
+    """The implicit VR of a tag that is not in :data:`IMPLICIT_VRS`: private creators LO,
+    other private elements UN, group lengths UL, repeating groups from the dictionary."""
     group, elem = tag >> 16, tag & 0xFFFF
     if group & 1:
         return "LO" if 0x0010 <= elem <= 0x00FF else "UN"
@@ -162,6 +173,8 @@ class Element(NamedTuple):
 
 
 _new_element = tuple.__new__
+_PATH_OF = itemgetter(0)
+_TAG_OF = itemgetter(1)
 
 
 class PixelInfo(NamedTuple):
@@ -179,47 +192,144 @@ class PixelInfo(NamedTuple):
         return self.length is None
 
 
-@dataclass(slots=True, eq=False)
+#: An element as the fast path records it, value not yet cut out of the data:
+#: (path, tag, VR, start, stop, declared length, private creator); the value is
+#: ``data[start:stop]`` of the buffer it came with (see :meth:`Header.raw_elements`).
+RawElement = tuple[tuple[tuple[int, int], ...], int, str, int, int, int, str | None]
+
+
+def _element_of(raw: RawElement, data: bytes) -> Element:
+    path, tag, vr, start, stop, length, creator = raw
+    return _new_element(Element, (path, tag, vr, data[start:stop], start, length, creator))
+
+
+def raw_records(elements: list[Element]) -> tuple[list[RawElement], bytes]:
+    """:data:`RawElement` records of Elements, their values laid end to end in new bytes."""
+    raw: list[RawElement] = []
+    values: list[bytes] = []
+    pos = 0
+    for path, tag, vr, value, _offset, length, creator in elements:
+        stop = pos + len(value)
+        raw.append((path, tag, vr, pos, stop, length, creator))
+        values.append(value)
+        pos = stop
+    return raw, b"".join(values)
+
+
 class Header:
     """What :func:`read_header` read. ``error`` is None when everything read was well formed;
     ``truncated`` is True when the source ended (or ``max_bytes`` was reached) before the data
-    set did."""
+    set did.
 
-    name: str = ""
-    is_dicom: bool = False
-    has_preamble: bool = False
-    meta: list[Element] = field(default_factory=list)
-    elements: list[Element] = field(default_factory=list)
-    transfer_syntax: str | None = None
-    implicit_vr: bool = False
-    little_endian: bool = True
-    deflated: bool = False
-    pixel: PixelInfo | None = None
-    truncated: bool = False
-    error: str | None = None
-    bytes_read: int = 0
-    dataset_offset: int = 0   # where the data set (after the meta group) starts in the stream
-    end_offset: int = 0       # where reading stopped: pixel data element start, or last byte
-    notes: list[str] = field(default_factory=list)
-    _top: dict[int, Element] | None = None
-    _codecs: tuple[str, ...] | None = None
+    ``elements`` is built on first use: the reader keeps raw records and the bytes they point
+    into (:meth:`raw_elements`), so code that looks at a few values (the PHI inspector, the
+    audit) never makes an :class:`Element` or a value for the others."""
+
+    __slots__ = ("_codecs", "_data", "_elements", "_raw", "_top", "bytes_read",
+                 "dataset_offset", "deflated", "end_offset", "error", "has_preamble",
+                 "implicit_vr", "is_dicom", "little_endian", "meta", "name", "notes", "pixel",
+                 "transfer_syntax", "truncated")
+
+    def __init__(self, name: str = "", is_dicom: bool = False, has_preamble: bool = False,
+                 meta: list[Element] | None = None, elements: list[Element] | None = None,
+                 transfer_syntax: str | None = None, implicit_vr: bool = False,
+                 little_endian: bool = True, deflated: bool = False,
+                 pixel: PixelInfo | None = None, truncated: bool = False,
+                 error: str | None = None, bytes_read: int = 0, dataset_offset: int = 0,
+                 end_offset: int = 0, notes: list[str] | None = None) -> None:
+        self.name = name
+        self.is_dicom = is_dicom
+        self.has_preamble = has_preamble
+        self.meta: list[Element] = [] if meta is None else meta
+        self._elements: list[Element] | None = [] if elements is None else elements
+        self._raw: list[RawElement] | None = None
+        self._data = b""
+        self.transfer_syntax = transfer_syntax
+        self.implicit_vr = implicit_vr
+        self.little_endian = little_endian
+        self.deflated = deflated
+        self.pixel = pixel
+        self.truncated = truncated
+        self.error = error
+        self.bytes_read = bytes_read
+        self.dataset_offset = dataset_offset   # where the data set (after the meta) starts
+        self.end_offset = end_offset  # where reading stopped: pixel data element, or last byte
+        self.notes: list[str] = [] if notes is None else notes
+        self._top: dict[int, Element | RawElement] | None = None
+        self._codecs: tuple[str, ...] | None = None
+
+    def __repr__(self) -> str:  # counts only: values may identify someone
+        return (f"Header(name={self.name!r}, is_dicom={self.is_dicom}, "
+                f"transfer_syntax={self.transfer_syntax!r}, meta={len(self.meta)}, "
+                f"elements={len(self._raw if self._raw is not None else self.elements)}, "
+                f"pixel={self.pixel!r}, "
+                f"truncated={self.truncated}, error={self.error!r})")
+
+    @property
+    def elements(self) -> list[Element]:
+        """The data set's elements, flat, in file order (see the module docstring)."""
+        elements = self._elements
+        if elements is None:
+            data = self._data
+            elements = self._elements = [
+                _new_element(Element, (path, tag, vr, data[start:stop], start, length, creator))
+                for path, tag, vr, start, stop, length, creator in self._raw or ()]
+            self._raw = None
+            self._data = b""
+            self._top = None  # it may hold raw records
+        return elements
+
+    @elements.setter
+    def elements(self, elements: list[Element]) -> None:
+        self._elements = elements
+        self._raw = None
+        self._data = b""
+        self._top = None
+
+    def _set_raw(self, raw: list[RawElement], data: bytes) -> None:
+        self._elements = None
+        self._raw = raw
+        self._data = data
+        self._top = None
+
+    def raw_elements(self) -> tuple[list[RawElement], bytes]:
+        """The data set's elements as raw records and the bytes their values are in (a
+        record's value is ``data[start:stop]``). Made from ``elements`` when those exist."""
+        raw = self._raw
+        if raw is None:
+            raw, data = raw_records(self.elements)
+            return raw, data
+        return raw, self._data
 
     @property
     def ok(self) -> bool:
         return self.is_dicom and self.error is None
 
-    def _index(self) -> dict[int, Element]:
-        if self._top is None:
-            top = {e.tag: e for e in self.meta}
-            for e in self.elements:
-                if not e.path and e.tag not in top:
-                    top[e.tag] = e
-            self._top = top
-        return self._top
+    def _index(self) -> dict[int, Element | RawElement]:
+        """tag -> element (or raw record) of the top level: the first one of a tag, and the
+        meta group's (its last one of a tag) before the data set's. Built once, in C loops."""
+        top = self._top
+        if top is None:
+            records: list[Element] | list[RawElement] = (
+                self._raw if self._raw is not None else self.elements)
+            firsts: list[Element | RawElement] = list(
+                compress(records, map(not_, map(_PATH_OF, records))))
+            firsts.reverse()
+            tags: Iterator[int] = map(_TAG_OF, firsts)
+            top = self._top = dict(zip(tags, firsts, strict=True))
+            meta = self.meta
+            if meta:
+                top.update(zip(map(_TAG_OF, meta), meta, strict=True))
+        return top
 
     def get(self, tag: int) -> Element | None:
         """The top-level (or meta) element with this tag, or None."""
-        return self._index().get(tag)
+        top = self._index()
+        found = top.get(tag)
+        if found is None or isinstance(found, Element):
+            return found
+        elem = top[tag] = _element_of(found, self._data)
+        return elem
 
     def __contains__(self, tag: int) -> bool:
         return tag in self._index()
@@ -395,23 +505,25 @@ class _Parser:
 
     # -- data sets -----------------------------------------------------------------------
     def dataset(self, pos: int, end: int | None, path: tuple[tuple[int, int], ...], depth: int,
-                mode: int, kind: int) -> int:
+                mode: int, kind: int, creators: dict[int, str] | None = None) -> int:
         """Read a data set from ``pos``. kind 0: top level (to the end of the stream or pixel
         data), 1: defined-length item (to ``end``), 2: undefined-length item (to its
-        delimitation item, never past ``end`` when given). Returns the position after it."""
+        delimitation item, never past ``end`` when given). Returns the position after it.
+        ``creators``: the private creators already read at this level (when resuming)."""
         buf = self.buf
         data = buf.data
         size = len(data)
         elements = self.elements
         append = elements.append
-        creators: dict[int, str] = {}
+        if creators is None:
+            creators = {}
         little = mode != _EXPLICIT_BE
         head_fmt = "<HHL" if mode == _IMPLICIT else ("<HH2sH" if little else ">HH2sH")
         long_fmt = "<L" if little else ">L"
         implicit = mode == _IMPLICIT
         vr_of = _VR_OF_BYTES
         long_vrs = _LONG_VR_BYTES
-        implicit_vrs = _IMPLICIT_VRS
+        implicit_vrs = IMPLICIT_VRS
         unpack = struct.unpack_from
         prev_tag = -1
         top = kind == 0
@@ -459,7 +571,7 @@ class _Parser:
             if implicit:
                 vr = implicit_vrs.get(tag)
                 if vr is None:
-                    vr = _implicit_vr_slow(tag)
+                    vr = implicit_vr_fallback(tag)
                 elif vr == "US or SS":
                     vr = "SS" if self.signed_pixels else "US"
                 start = pos + 8
@@ -606,7 +718,7 @@ class _Parser:
                 length = struct.unpack_from("<H", data, pos + 6)[0]
                 start = pos + 8
         else:
-            vr = _IMPLICIT_VRS.get(tag) or _implicit_vr_slow(tag)
+            vr = IMPLICIT_VRS.get(tag) or implicit_vr_fallback(tag)
             length = struct.unpack_from("<L", data, pos + 4)[0]
             start = pos + 8
         if length == UNDEFINED_LENGTH or vr == "SQ":
@@ -615,6 +727,342 @@ class _Parser:
         self.elements.append(_new_element(Element, ((), tag, vr, data[start:start + length],
                                                     start, length, None)))
         return start + length
+
+
+# -- the fast path -----------------------------------------------------------------------------
+# Most files are well formed: explicit VR (little or big endian) or implicit VR little endian,
+# values of defined length, sequences and items of either length. _FastParser reads exactly
+# those, with fewer checks per element than _Parser; on anything else (a malformed or cut
+# structure, an encapsulated value inside the data set, an explicit-VR UN of undefined length,
+# too many elements or too deep) it raises _Fallback and _Parser reads the data set again from
+# its start. Every check that decides what is *read* is the same as in _Parser (and it asks the
+# buffer for the same byte counts at the same points), so when the fast path finishes, its
+# elements are exactly _Parser's; tests/dicomfile/test_dicomfile_fastpath.py compares the two
+# on every bundled file, every prefix of them and mutated files.
+
+
+class _Fallback(Exception):
+    """Internal: leave this data set to the general parser."""
+
+
+_SHORT_VR_OF: dict[bytes, str] = {b: v for b, v in _VR_OF_BYTES.items() if v not in _LONG_VRS}
+_LONG_VR_OF: dict[bytes, str] = {b: v for b, v in _VR_OF_BYTES.items() if v in _LONG_VRS}
+_HEAD_LE = struct.Struct("<HH2sH").unpack_from
+_HEAD_BE = struct.Struct(">HH2sH").unpack_from
+_HEAD_IMPLICIT = struct.Struct("<HHL").unpack_from
+_ITEM_LE = _HEAD_IMPLICIT
+_ITEM_BE = struct.Struct(">HHL").unpack_from
+_U32_LE = struct.Struct("<L").unpack_from
+_U32_BE = struct.Struct(">L").unpack_from
+_SIGNED = (b"\x01\x00", b"\x00\x01")
+_NO_END = 1 << 62
+#: IMPLICIT_VRS without the ambiguous "US or SS" entries (looked up a second time).
+_PLAIN_IMPLICIT_VRS = {t: v for t, v in IMPLICIT_VRS.items() if v != "US or SS"}
+
+_Path = tuple[tuple[int, int], ...]
+
+
+class _FastParser:
+    """The well-formed common case (see above); same attributes as _Parser after a read.
+
+    Per element, one comparison (``pos > safe``) stands for the three checks _Parser makes at
+    every element start: the end of the item, the bytes in the buffer and the element budget.
+    ``safe`` is the last position at which all three are known to pass: at most 12 bytes
+    before the end of the buffer, before the end of the item, and 8 bytes per element of the
+    remaining budget (every element takes at least 8 bytes, so the budget cannot run out
+    before the position passes ``safe``). Past it, the slow branch makes _Parser's checks and
+    computes ``safe`` again (``safe = -1`` forces that after the buffer or the budget changed).
+    """
+
+    __slots__ = ("buf", "dataset", "elements", "head", "item_head", "max_elements", "pixel",
+                 "resume", "signed_pixels", "stop", "u32")
+
+    def __init__(self, buf: _Buffer, max_elements: int, mode: int) -> None:
+        self.buf = buf
+        self.elements: list[RawElement] = []
+        self.max_elements = max_elements
+        self.pixel: tuple[int, str, int, int] | None = None
+        self.signed_pixels = False
+        self.stop = 0
+        #: after a _Fallback: where the top-level element being read started, and the private
+        #: creators of the top level before it (_Parser goes on from there)
+        self.resume: tuple[int, dict[int, str]] = (0, {})
+        big = mode == _EXPLICIT_BE
+        self.head = _HEAD_BE if big else _HEAD_LE
+        self.u32 = _U32_BE if big else _U32_LE
+        self.item_head = _ITEM_BE if big else _ITEM_LE
+        self.dataset = self.implicit if mode == _IMPLICIT else self.explicit
+
+    def _checkpoint(self, pos: int, lim: int, kind: int, explicit: bool) -> int:
+        """_Parser's checks at the start of an element at ``pos`` (end of the item, bytes in
+        the buffer, element budget), with the same requests to the buffer. Returns the new
+        ``safe`` (see the class docstring), or -1 where the data set ends (return ``pos``)."""
+        if pos >= lim:
+            if pos > lim or kind == 2:
+                raise _Fallback
+            return -1
+        buf = self.buf
+        if pos + 12 > len(buf.data) and not buf.need(pos + 12) and not buf.need(pos + 8):
+            if kind == 0 and len(buf.data) == pos and not buf.is_prefix:
+                return -1  # clean end of the stream
+            raise _Fallback
+        room = self.max_elements - len(self.elements)
+        if room <= 0:
+            raise _Fallback
+        data = buf.data
+        safe = min(len(data) - 12, lim - 1, pos + 8 * room - 8)
+        if safe < pos:  # 8 to 11 bytes left: the last element header in the buffer
+            if explicit and data[pos + 4:pos + 6] not in _SHORT_VR_OF:
+                raise _Fallback  # only a short explicit element fits
+            safe = pos
+        return safe
+
+    def explicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
+        """Explicit VR data set; ``kind`` as in :meth:`_Parser.dataset`."""
+        buf = self.buf
+        data = buf.data
+        size = len(data)
+        elements = self.elements
+        append = elements.append
+        head = self.head
+        u32 = self.u32
+        short_vr = _SHORT_VR_OF.get
+        long_vr = _LONG_VR_OF.get
+        creators: dict[int, str] = {}
+        top = kind == 0
+        checkpoint = self._checkpoint
+        lim = _NO_END if end is None else end
+        vlim = size if size < lim else lim
+        safe = -1
+        here = pos
+        try:
+            while True:
+                here = pos
+                if pos > safe:
+                    safe = checkpoint(pos, lim, kind, True)
+                    if safe < 0:
+                        return pos
+                    data = buf.data
+                    size = len(data)
+                    vlim = size if size < lim else lim
+                group, elem, vrb, length = head(data, pos)
+                if group >= 0x7FE0:
+                    if group == 0xFFFE:
+                        if elem == 0xE00D and kind == 2:
+                            return pos + 8
+                        raise _Fallback
+                    tag = group << 16 | elem
+                    if top and tag in PIXEL_DATA_TAGS:
+                        if pos + 12 > size:
+                            raise _Fallback
+                        self.pixel = (tag, _VR_OF_BYTES.get(vrb, "OB"), pos + 12,
+                                      u32(data, pos + 8)[0])
+                        self.stop = pos + 12
+                        return pos + 12
+                vr = short_vr(vrb)
+                if vr is not None:
+                    start = pos + 8
+                else:
+                    vr = long_vr(vrb)
+                    if vr is None:
+                        raise _Fallback
+                    length = u32(data, pos + 8)[0]
+                    start = pos + 12
+                    if vr == "SQ":
+                        tag = group << 16 | elem
+                        append((path, tag, vr, start, start, length, creators.get(
+                            group << 8 | elem >> 8) if group & 1 and elem >= 0x1000 else None))
+                        if length == UNDEFINED_LENGTH:
+                            pos = self.sequence(start, end, path, tag, depth + 1)
+                        else:
+                            pos = start + length
+                            if pos > lim:
+                                raise _Fallback
+                            self.sequence(start, pos, path, tag, depth + 1)
+                        data = buf.data
+                        size = len(data)
+                        vlim = size if size < lim else lim
+                        safe = -1
+                        continue
+                    if length == UNDEFINED_LENGTH:
+                        raise _Fallback
+                pos = start + length
+                if pos > vlim:
+                    if pos > lim or not buf.need(pos):
+                        raise _Fallback
+                    data = buf.data
+                    size = len(data)
+                    vlim = size if size < lim else lim
+                    safe = -1
+                if group & 1:
+                    if elem >= 0x1000:
+                        append((path, group << 16 | elem, vr, start, pos, length,
+                                creators.get(group << 8 | elem >> 8)))
+                    else:
+                        append((path, group << 16 | elem, vr, start, pos, length, None))
+                        if elem >= 0x0010 and elem <= 0x00FF:
+                            creators[group << 8 | elem] = _creator_name(data[start:pos])
+                else:
+                    append((path, group << 16 | elem, vr, start, pos, length, None))
+        except _Fallback:
+            if top:  # _Parser goes on from the start of this top-level element
+                self.resume = (here, creators)
+            raise
+
+    def implicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
+        """Implicit VR little endian data set; ``kind`` as in :meth:`_Parser.dataset`."""
+        buf = self.buf
+        data = buf.data
+        size = len(data)
+        elements = self.elements
+        append = elements.append
+        head = _HEAD_IMPLICIT
+        plain_vr = _PLAIN_IMPLICIT_VRS.get
+        creators: dict[int, str] = {}
+        top = kind == 0
+        checkpoint = self._checkpoint
+        lim = _NO_END if end is None else end
+        vlim = size if size < lim else lim
+        safe = -1
+        here = pos
+        try:
+            while True:
+                here = pos
+                if pos > safe:
+                    safe = checkpoint(pos, lim, kind, False)
+                    if safe < 0:
+                        return pos
+                    data = buf.data
+                    size = len(data)
+                    vlim = size if size < lim else lim
+                group, elem, length = head(data, pos)
+                tag = group << 16 | elem
+                if group >= 0x7FE0:
+                    if group == 0xFFFE:
+                        if elem == 0xE00D and kind == 2:
+                            return pos + 8
+                        raise _Fallback
+                    if top and tag in PIXEL_DATA_TAGS:
+                        vrname = "OW" if tag == 0x7FE00010 else IMPLICIT_VRS.get(tag, "OW")
+                        self.pixel = (tag, vrname, pos + 8, length)
+                        self.stop = pos + 8
+                        return pos + 8
+                vr = plain_vr(tag)
+                if vr is None:
+                    vr = IMPLICIT_VRS.get(tag)
+                    if vr is None:
+                        vr = implicit_vr_fallback(tag)
+                    elif vr == "US or SS":
+                        vr = "SS" if self.signed_pixels else "US"
+                start = pos + 8
+                if vr == "SQ" or length == UNDEFINED_LENGTH:
+                    if length == UNDEFINED_LENGTH:
+                        if vr != "SQ" and vr != "UN":
+                            raise _Fallback
+                        vr = "SQ"
+                    append((path, tag, vr, start, start, length, creators.get(
+                        group << 8 | elem >> 8) if group & 1 and elem >= 0x1000 else None))
+                    if length == UNDEFINED_LENGTH:
+                        pos = self.sequence(start, end, path, tag, depth + 1)
+                    else:
+                        pos = start + length
+                        if pos > lim:
+                            raise _Fallback
+                        self.sequence(start, pos, path, tag, depth + 1)
+                    data = buf.data
+                    size = len(data)
+                    vlim = size if size < lim else lim
+                    safe = -1
+                    continue
+                pos = start + length
+                if pos > vlim:
+                    if pos > lim or not buf.need(pos):
+                        raise _Fallback
+                    data = buf.data
+                    size = len(data)
+                    vlim = size if size < lim else lim
+                    safe = -1
+                if group & 1:
+                    if elem >= 0x1000:
+                        append((path, tag, vr, start, pos, length,
+                                creators.get(group << 8 | elem >> 8)))
+                    else:
+                        append((path, tag, vr, start, pos, length, None))
+                        if elem >= 0x0010 and elem <= 0x00FF:
+                            creators[group << 8 | elem] = _creator_name(data[start:pos])
+                else:
+                    append((path, tag, vr, start, pos, length, None))
+                    if tag == 0x00280103 and top:
+                        self.signed_pixels = data[start:start + 2] in _SIGNED
+        except _Fallback:
+            if top:  # _Parser goes on from the start of this top-level element
+                self.resume = (here, creators)
+            raise
+
+    def sequence(self, pos: int, end: int | None, path: _Path, tag: int, depth: int) -> int:
+        """The items of a sequence; returns the position after it."""
+        if depth > MAX_DEPTH:
+            raise _Fallback
+        buf = self.buf
+        item_head = self.item_head
+        dataset = self.dataset
+        index = 0
+        while True:
+            if end is not None and pos >= end:
+                if pos > end:
+                    raise _Fallback
+                return pos
+            if not buf.need(pos + 8):
+                raise _Fallback
+            group, elem, length = item_head(buf.data, pos)
+            if group != 0xFFFE:
+                raise _Fallback
+            if elem == 0xE000:
+                sub = (*path, (tag, index))
+                if length == UNDEFINED_LENGTH:
+                    pos = dataset(pos + 8, end, sub, depth, 2)
+                else:
+                    stop = pos + 8 + length
+                    if end is not None and stop > end:
+                        raise _Fallback
+                    dataset(pos + 8, stop, sub, depth, 1)
+                    pos = stop
+                index += 1
+            elif elem == 0xE0DD and end is None:
+                return pos + 8
+            else:
+                raise _Fallback
+
+
+def _fast_meta(buf: _Buffer, pos: int, max_elements: int) -> tuple[list[Element], int] | None:
+    """The meta group when it is plain explicit VR LE with everything in the buffer, else
+    None (then _Parser.meta reads it)."""
+    data = buf.data
+    size = len(data)
+    out: list[Element] = []
+    head = _HEAD_LE
+    while True:
+        if pos + 8 > size:
+            return None
+        group, elem, vrb, length = head(data, pos)
+        if group != 0x0002:
+            return out, pos
+        if len(out) >= max_elements:
+            return None
+        vr = _SHORT_VR_OF.get(vrb)
+        if vr is None:
+            vr = _LONG_VR_OF.get(vrb)
+            if vr is None or vr == "SQ" or pos + 12 > size:
+                return None
+            length = _U32_LE(data, pos + 8)[0]
+            start = pos + 12
+        else:
+            start = pos + 8
+        pos = start + length
+        if pos > size:
+            return None
+        out.append(_new_element(Element, ((), 0x00020000 | elem, vr, data[start:pos], start,
+                                          length, None)))
 
 
 def _mode_for(ts: str | None) -> tuple[int, bool]:
@@ -653,7 +1101,7 @@ def _probe(buf: _Buffer | _Inflated, pos: int, mode: int,
     if mode == _IMPLICIT:
         # every probed public tag must be a known attribute (or a group length)
         for e in elems:
-            if not e.tag >> 16 & 1 and e.tag & 0xFFFF and e.tag not in _IMPLICIT_VRS:
+            if not e.tag >> 16 & 1 and e.tag & 0xFFFF and e.tag not in IMPLICIT_VRS:
                 return False
     return len(elems) >= 2 or len(buf.data) <= pos + 8 + len(elems[0].value) + 8
 
@@ -721,8 +1169,12 @@ def _read_buffer(buf: _Buffer, header: Header, max_elements: int) -> None:
             return
     header.is_dicom = True
     if dataset_mode is None:
+        fast_meta = _fast_meta(buf, pos, max_elements) if _FAST_PATH else None
         try:
-            pos = meta_parser.meta(pos)
+            if fast_meta is not None:
+                meta_parser.elements, pos = fast_meta
+            else:
+                pos = meta_parser.meta(pos)
         except _Truncated:
             header.meta = meta_parser.elements
             header.truncated = True
@@ -763,9 +1215,34 @@ def _read_buffer(buf: _Buffer, header: Header, max_elements: int) -> None:
             mode = _IMPLICIT
     header.implicit_vr = mode == _IMPLICIT
     header.little_endian = mode != _EXPLICIT_BE
-    parser = _Parser(stream, max(0, max_elements - len(header.meta)))
+    budget = max(0, max_elements - len(header.meta))
+    parser: _Parser | _FastParser
+    creators: dict[int, str] | None = None
+    elements: list[Element] = []
+    signed_pixels = False
+    if _FAST_PATH and not deflated:
+        fast = _FastParser(buf, budget, mode)
+        try:
+            header.end_offset = fast.dataset(pos, None, (), 0, 0)
+        except _Fallback:
+            # _Parser reads on from the top-level element the fast path gave up in, with the
+            # state a reading from the start would have there (the buffer is the same: the
+            # fast path asked it for the same byte counts)
+            pos, creators = fast.resume
+            raw = fast.elements
+            while raw and raw[-1][3] > pos:  # offsets of this element and its items
+                raw.pop()
+            data = buf.data
+            elements = [_element_of(r, data) for r in raw]
+            signed_pixels = fast.signed_pixels
+        else:
+            _finish(header, fast)
+            return
+    parser = _Parser(stream, budget)
+    parser.elements = elements
+    parser.signed_pixels = signed_pixels
     try:
-        header.end_offset = parser.dataset(pos, None, (), 0, mode, 0)
+        header.end_offset = parser.dataset(pos, None, (), 0, mode, 0, creators)
     except _Truncated:
         header.truncated = True
         _note_end_of_data(header, stream, pos)
@@ -773,7 +1250,14 @@ def _read_buffer(buf: _Buffer, header: Header, max_elements: int) -> None:
         header.error = str(exc)
     except RecursionError:  # defensive: MAX_DEPTH keeps us far below the interpreter's limit
         header.error = "sequences nested too deeply"
-    header.elements = parser.elements
+    _finish(header, parser)
+
+
+def _finish(header: Header, parser: _Parser | _FastParser) -> None:
+    if isinstance(parser, _FastParser):
+        header._set_raw(parser.elements, parser.buf.data)
+    else:
+        header.elements = parser.elements
     if parser.pixel is not None:
         tag, vr, offset, length = parser.pixel
         frames = None

@@ -57,7 +57,7 @@ from functools import cache
 
 from pydicom.datadict import DicomDictionary, keyword_for_tag
 
-from dicomguard.dicomfile import Element, Header, decode_text, text_values
+from dicomguard.dicomfile import Header, RawElement, decode_text, raw_records, text_values
 from dicomguard.models import Severity
 
 from .heuristics import Detector, Identity, find_spans, scan_text
@@ -430,6 +430,8 @@ def severity_for(categories: Iterable[Category], flags: RiskFlag | int) -> Sever
 
 
 _FLAG_ROWS = tuple((int(f), s) for f, s in FLAG_SEVERITY.items())
+#: RiskFlag of every combination of the six flags (enum arithmetic is slow in a hot loop).
+_RISK_FLAGS = tuple(RiskFlag(i) for i in range(64))
 
 
 class Inspector:
@@ -466,24 +468,29 @@ class Inspector:
     def inspect(self, header: Header) -> Inspection:
         public_get = self._public.get
         scan_vrs = _SCAN_VRS
+        text_vrs = _TEXT_VRS
         detail = self.detail
         private_kw = self._private_kw
         attributes: dict[str, int] = {}
         attr_cat: dict[str, Category] = {}
         categories: set[Category] = set()
-        candidates: list[tuple[Element, int]] = []
-        annex_hits: list[tuple[Element, str, str, Category]] = []
-        names: list[Element] = []
-        ids: list[Element] = []
+        # (element, value, detectors); values are cut out of the data only where needed
+        candidates: list[tuple[RawElement, bytes, int]] = []
+        annex_hits: list[tuple[RawElement, bytes, str, str, Category]] = []
+        names: list[tuple[bytes, str]] = []
+        ids: list[tuple[bytes, str]] = []
         creators: set[str] = set()
         flags = 0
         private_present = False
         all_detectors = _ALL_DETECTORS
-        elements = header.elements
-        for elem in (header.meta, elements) if header.meta else (elements,):
-            for e in elem:
-                _path, tag, vr, value, _offset, _length, creator = e
-                if not value:
+        raw, raw_data = header.raw_elements()
+        segments = [(raw, raw_data)]
+        if header.meta:
+            segments.insert(0, raw_records(header.meta))
+        for records, data in segments:
+            for rec in records:
+                _path, tag, vr, start, stop, _length, creator = rec
+                if start == stop:  # no value (a sequence, or empty)
                     continue
                 group = tag >> 16
                 if group & 1:
@@ -499,12 +506,15 @@ class Inspector:
                     if creator:
                         creators.add(creator)
                     if vr in scan_vrs:
+                        value = data[start:stop]
                         if not value.strip(b" \x00"):
                             continue
-                        candidates.append((e, all_detectors))
+                        if stop - start >= 3:
+                            candidates.append((rec, value, all_detectors))
                     attributes[kw] = attributes.get(kw, 0) + 1
                     if detail:
-                        annex_hits.append((e, kw, self._private_action, Category.PRIVATE))
+                        annex_hits.append((rec, data[start:stop], kw, self._private_action,
+                                           Category.PRIVATE))
                     continue
                 entry = public_get(tag)
                 if entry is None:
@@ -512,14 +522,15 @@ class Inspector:
                 info, detectors = entry
                 if vr in scan_vrs:
                     if detectors:
-                        candidates.append((e, detectors))
+                        if stop - start >= 3:
+                            candidates.append((rec, data[start:stop], detectors))
                     elif tag in _IDENTITY_NAME_TAGS:
-                        names.append(e)
+                        names.append((data[start:stop], vr))
                     elif tag in _IDENTITY_ID_TAGS:
-                        ids.append(e)
+                        ids.append((data[start:stop], vr))
                 if info is None:
                     continue
-                if vr in _TEXT_VRS and not value.strip(b" \x00"):
+                if vr in text_vrs and not data[start:stop].strip(b" \x00"):
                     continue
                 kw, action, cat = info
                 attributes[kw] = attributes.get(kw, 0) + 1
@@ -532,7 +543,7 @@ class Inspector:
                     elif group <= 0x501E:
                         flags |= _CURVE
                 if detail:
-                    annex_hits.append((e, kw, action, cat))
+                    annex_hits.append((rec, data[start:stop], kw, action, cat))
         if private_present:
             flags |= _PRIVATE_TAGS
             categories.add(Category.PRIVATE)
@@ -544,42 +555,39 @@ class Inspector:
         identity = None
         if names or ids:
             identity = Identity.from_values(
-                names=[v for e in names for v in text_values(e.value, e.vr, codecs)],
-                ids=[v for e in ids for v in text_values(e.value, e.vr, codecs)])
+                names=[v for value, vr in names for v in text_values(value, vr, codecs)],
+                ids=[v for value, vr in ids for v in text_values(value, vr, codecs)])
         text_findings: dict[tuple[str, str], int] = {}
-        text_hits: list[tuple[Element, str, Detector, str]] = []
-        for e, detectors in candidates:
-            if len(e.value) < 3:
-                continue
-            text = decode_text(e.value, e.vr, codecs)
-            found = scan_text(text, identity, detectors=detectors)
+        text_hits: list[tuple[RawElement, str, Detector, str]] = []
+        for rec, value, detectors in candidates:
+            text = decode_text(value, rec[2], codecs)
+            found = int(scan_text(text, identity, detectors=detectors))
             if not found:
                 continue
-            kw = self._keyword(e)
+            kw = self._keyword(rec[1], rec[6])
             for bit, label, cat in _DETECTOR_ROWS:
                 if found & bit:
                     key2 = (kw, label)
                     text_findings[key2] = text_findings.get(key2, 0) + 1
                     categories.add(cat)
                     if detail:
-                        text_hits.append((e, kw, Detector(bit), text))
+                        text_hits.append((rec, kw, Detector(bit), text))
 
         flags |= self._flags(header)
-        risk = RiskFlag(flags)
+        risk = _RISK_FLAGS[flags] if flags < 64 else RiskFlag(flags)
         hits: tuple[PhiHit, ...] = ()
         if detail:
             hits = self._hits(header, annex_hits, text_hits, identity)
         return Inspection(attributes=attributes, attribute_categories=attr_cat,
                           text_findings=text_findings, categories=frozenset(categories),
                           flags=risk, severity=severity_for(categories, risk),
-                          elements=len(header.meta) + len(elements), hits=hits,
-                          private_creators=frozenset(creators))
+                          elements=sum(len(records) for records, _data in segments),
+                          hits=hits, private_creators=frozenset(creators))
 
-    def _keyword(self, e: Element) -> str:
-        if e.tag >> 16 & 1:
-            return self._private_kw.get((e.tag, e.private_creator)) or keyword_of(
-                e.tag, e.private_creator)
-        return keyword_of(e.tag)
+    def _keyword(self, tag: int, creator: str | None) -> str:
+        if tag >> 16 & 1:
+            return self._private_kw.get((tag, creator)) or keyword_of(tag, creator)
+        return keyword_of(tag)
 
     @staticmethod
     def _flags(header: Header) -> int:
@@ -594,31 +602,32 @@ class Inspector:
             flags |= _FACE
         return flags
 
-    def _hits(self, header: Header, annex_hits: list[tuple[Element, str, str, Category]],
-              text_hits: list[tuple[Element, str, Detector, str]],
+    def _hits(self, header: Header,
+              annex_hits: list[tuple[RawElement, bytes, str, str, Category]],
+              text_hits: list[tuple[RawElement, str, Detector, str]],
               identity: Identity | None) -> tuple[PhiHit, ...]:
         show = self.show_phi
         codecs = header.codecs
         out: list[PhiHit] = []
-        for e, kw, action, cat in annex_hits:
-            value = _display_value(e, codecs) if show else None
-            out.append(PhiHit(kw, e.tag, path_str(e.path, kw), cat, "annex-e", action, value))
-        for e, kw, det, text in text_hits:
-            value = None
+        for rec, value, kw, action, cat in annex_hits:
+            shown = _display_value(rec[2], value, codecs) if show else None
+            out.append(PhiHit(kw, rec[1], path_str(rec[0], kw), cat, "annex-e", action, shown))
+        for rec, kw, det, text in text_hits:
+            shown = None
             if show:
                 spans = [s for d, s in find_spans(text, identity) if d == det]
-                value = "; ".join(dict.fromkeys(spans)) or text
-            out.append(PhiHit(kw, e.tag, path_str(e.path, kw), DETECTOR_CATEGORY[det],
-                              f"text:{det.label}", None, value))
+                shown = "; ".join(dict.fromkeys(spans)) or text
+            out.append(PhiHit(kw, rec[1], path_str(rec[0], kw), DETECTOR_CATEGORY[det],
+                              f"text:{det.label}", None, shown))
         return tuple(out)
 
 
-def _display_value(e: Element, codecs: tuple[str, ...]) -> str:
-    if e.vr in _TEXT_VRS:
-        return decode_text(e.value, e.vr, codecs)
-    if len(e.value) > 32:
-        return f"<{len(e.value)} bytes>"
-    return e.value.hex(" ")
+def _display_value(vr: str, value: bytes, codecs: tuple[str, ...]) -> str:
+    if vr in _TEXT_VRS:
+        return decode_text(value, vr, codecs)
+    if len(value) > 32:
+        return f"<{len(value)} bytes>"
+    return value.hex(" ")
 
 
 @cache
