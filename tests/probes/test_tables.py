@@ -30,3 +30,19 @@ def test_version_parsing_and_lookup() -> None:
     assert vulns.lookup(None, "1.0") == []
     for v in vulns.table():
         assert v.cve.startswith("CVE-") and v.references
+
+
+def test_version_forms_and_ranges() -> None:
+    assert vulns.parse_version("1.3.5a") == (1, 3, 5, 1)
+    assert vulns.parse_version("1.3.6rc2") == (1, 3, 5, 999)
+    assert vulns.parse_version("1.3.6rc2") < vulns.parse_version("1.3.6")  # type: ignore[operator]
+    assert [v.cve for v in vulns.lookup("ProFTPD", "1.3.5")] == ["CVE-2015-3306",
+                                                                  "CVE-2019-12815"]
+    assert [v.cve for v in vulns.lookup("ProFTPD", "1.3.5a")] == ["CVE-2019-12815"]
+    # the 2.3.4 backdoor is a range of one version, not "everything older"
+    assert "CVE-2011-2523" in [v.cve for v in vulns.lookup("vsftpd", "2.3.4")]
+    assert "CVE-2011-2523" not in [v.cve for v in vulns.lookup("vsftpd", "2.3.2")]
+    assert vulns.lookup("vsftpd", "3.0.3") == []
+    ev = vulns.evidence(vulns.lookup("Orthanc", "1.10.1"))
+    assert ev == [{"cve": "CVE-2023-33466", "fixed_in": "1.12.0", "severity": "high",
+                   "summary": ev[0]["summary"]}]

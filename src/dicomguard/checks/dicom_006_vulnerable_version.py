@@ -36,7 +36,6 @@ def evaluate(facts: DicomFacts) -> Outcome:
                 "fingerprint_verified": facts.fingerprint_verified}
     if not found:
         return Outcome(Status.PASS, evidence)
-    evidence["cves"] = [{"cve": v.cve, "fixed_in": v.fixed_in, "severity": v.severity.label(),
-                         "summary": v.summary} for v in found]
+    evidence["cves"] = vulns.evidence(found)
     evidence["caveat"] = "matched by announced version; distributions may backport fixes"
     return Outcome(Status.FAIL, evidence, severity=max(v.severity for v in found))

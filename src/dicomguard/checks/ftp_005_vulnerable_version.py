@@ -7,7 +7,7 @@ from typing import Any
 from dicomguard import vulns
 from dicomguard.checks.base import CheckMeta, Outcome
 from dicomguard.models import Severity, Status
-from dicomguard.probes.ftp import FtpFacts, lookup_version
+from dicomguard.probes.ftp import FtpFacts
 
 META = CheckMeta(
     id="FTP-005",
@@ -35,14 +35,13 @@ def evaluate(facts: FtpFacts) -> Outcome:
         return Outcome(Status.UNKNOWN, {"reason": "product not identified"})
     if not facts.version:
         return Outcome(Status.UNKNOWN, {"product": facts.product, "reason": "version unknown"})
-    found = vulns.lookup(facts.product, lookup_version(facts.product, facts.version))
+    found = vulns.lookup(facts.product, facts.version)
     evidence: dict[str, Any] = {"product": facts.product, "version": facts.version,
                                 "banner": facts.banner}
     if facts.device:
         evidence["device"] = facts.device
     if not found:
         return Outcome(Status.PASS, evidence)
-    evidence["cves"] = [{"cve": v.cve, "fixed_in": v.fixed_in, "severity": v.severity.label(),
-                         "summary": v.summary} for v in found]
+    evidence["cves"] = vulns.evidence(found)
     evidence["caveat"] = "matched by the banner's version; distributions may backport fixes"
     return Outcome(Status.FAIL, evidence, severity=max(v.severity for v in found))

@@ -41,9 +41,7 @@ def evaluate(facts: HttpFacts) -> Outcome:
         entry: dict[str, Any] = {"product": product.name, "version": product.version,
                                  "seen_at": product.path}
         if found:
-            entry["cves"] = [{"cve": v.cve, "fixed_in": v.fixed_in,
-                              "severity": v.severity.label(), "summary": v.summary}
-                             for v in found]
+            entry["cves"] = vulns.evidence(found)
             top = max(v.severity for v in found)
             worst = top if worst is None else max(worst, top)
         products.append(entry)

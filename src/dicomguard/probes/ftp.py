@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from dicomguard import vulns
 from dicomguard.audit.runner import AuditContext
 from dicomguard.errors import ConnectivityError, DicomguardError, ProtocolError
 from dicomguard.models import Endpoint
@@ -184,24 +185,12 @@ def identify(banner: str) -> tuple[str | None, str | None, str | None]:
 
 
 def lookup_version(product: str | None, version: str | None) -> str | None:
-    """The announced version in the form vulns.lookup compares: ProFTPD's patch letters
-    become a fourth number ('1.3.5a' -> '1.3.5.1'), a release candidate counts as the
-    release before it ('1.3.6rc2' -> '1.3.5.999')."""
+    """The announced version as vulns.lookup compares it ('1.3.5a' -> '1.3.5.1',
+    '1.3.6rc2' -> '1.3.5.999'): kept for the reports; vulns.parse_version does the work."""
     if not product or not version:
         return None
-    m = re.fullmatch(r"(\d+(?:\.\d+)*)([a-z])?(?:rc(\d+))?", version.lower())
-    if not m:
-        return version
-    base, letter, rc = m.groups()
-    if rc is not None:
-        parts = [int(p) for p in base.split(".")]
-        if parts[-1] > 0:
-            parts[-1] -= 1
-            return ".".join(map(str, parts)) + ".999"
-        return base
-    if letter:
-        return f"{base}.{ord(letter) - ord('a') + 1}"
-    return base
+    parsed = vulns.parse_version(version)
+    return ".".join(map(str, parsed)) if parsed is not None else version
 
 
 # ---------------------------------------------------------------------------------------------
