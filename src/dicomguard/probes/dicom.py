@@ -22,11 +22,12 @@ Safe by default. What it does to an endpoint, in order:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import secrets
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -99,9 +100,12 @@ class DicomProbeConfig:
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(16))
 
 
-def _contexts(uids: Iterable[str]) -> list[dicom_ul.PresentationContext]:
-    return [dicom_ul.PresentationContext(2 * i + 1, uid, TRANSFER_SYNTAXES)
-            for i, uid in enumerate(uids)]
+@functools.lru_cache(maxsize=64)
+def _contexts(uids: tuple[str, ...]) -> tuple[dicom_ul.PresentationContext, ...]:
+    """Presentation contexts proposing `uids` (odd ids from 1); built once per set, so the
+    encoded A-ASSOCIATE-RQ cache in net.pdu hits without rebuilding them per endpoint."""
+    return tuple(dicom_ul.PresentationContext(2 * i + 1, uid, TRANSFER_SYNTAXES)
+                 for i, uid in enumerate(uids))
 
 
 def salted_hash(salt: bytes, *parts: str) -> str:
