@@ -28,6 +28,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 
 from dicomguard.dicomfile import Header, decode_text
 from dicomguard.models import Severity
@@ -60,14 +61,23 @@ class FileStatus:
 class Hasher:
     """Salted 64-bit keyed BLAKE2b hashes of identifying values (salt random per run)."""
 
-    __slots__ = ("salt",)
+    __slots__ = ("_keyed", "salt")
 
     def __init__(self, salt: bytes | None = None) -> None:
         self.salt = salt if salt is not None else os.urandom(16)
+        # the keyed state, copied for each value (cheaper than keying again)
+        self._keyed = hashlib.blake2b(digest_size=8, key=self.salt)
 
     def __call__(self, data: bytes) -> int:
-        return int.from_bytes(hashlib.blake2b(data, digest_size=8, key=self.salt).digest(),
-                              "little")
+        h = self._keyed.copy()
+        h.update(data)
+        return int.from_bytes(h.digest(), "little")
+
+    def __getstate__(self) -> bytes:  # hash objects do not pickle; the salt is all there is
+        return self.salt
+
+    def __setstate__(self, salt: bytes) -> None:
+        self.__init__(salt)  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return "Hasher(<salt>)"
@@ -125,10 +135,10 @@ _STATION = 0x00081010
 
 
 def _raw(header: Header, tag: int) -> bytes:
-    elem = header.get(tag)
-    if elem is None:
+    value = header.value(tag)
+    if value is None:
         return b""
-    return elem.value.strip(b" \x00")
+    return value.strip(b" \x00")
 
 
 def file_facts(header: Header, audit: FileAudit, hasher: Hasher, show_phi: bool) -> None:
@@ -170,6 +180,12 @@ def file_facts(header: Header, audit: FileAudit, hasher: Hasher, show_phi: bool)
         if any(device_parts):
             audit.device_name = " / ".join(decode_text(p, "LO", codecs) for p in device_parts
                                            if p)
+
+
+@cache
+def _flag_labels(flags: int) -> tuple[str, ...]:
+    """The labels of the flags set in ``flags``, in RiskFlag order."""
+    return tuple(f.label for f in RiskFlag if flags & f)
 
 
 def _capped_update(counter: Counter[str], keys: Iterable[str]) -> None:
@@ -277,16 +293,17 @@ class AuditSummary:
             attrs = ins.attributes
             _capped_update(self.attributes, attrs.keys())
             cats = self.attribute_categories
-            if len(cats) < MAX_KEYS:
+            # usually every keyword is known already: one C-level subset test
+            if len(cats) < MAX_KEYS and not ins.attribute_categories.keys() <= cats.keys():
                 for kw, cat in ins.attribute_categories.items():
                     if kw not in cats:
                         cats[kw] = cat.value
             if ins.text_findings:
                 _capped_update(self.text_findings,
                                [f"{kw}\t{det}" for kw, det in ins.text_findings])
-            self.categories.update(c.value for c in ins.categories)
+            self.categories.update([c.value for c in ins.categories])
             if ins.flags:
-                self.flags.update(f.label for f in RiskFlag if ins.flags & f)
+                self.flags.update(_flag_labels(ins.flags))
             self.severities[fa.severity.name] += 1
         if fa.ocr_examined:
             self.ocr_files += 1

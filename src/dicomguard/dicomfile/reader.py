@@ -31,8 +31,6 @@ import datetime
 import struct
 import zlib
 from collections.abc import Iterator
-from itertools import compress
-from operator import itemgetter, not_
 from typing import NamedTuple
 
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
@@ -173,8 +171,6 @@ class Element(NamedTuple):
 
 
 _new_element = tuple.__new__
-_PATH_OF = itemgetter(0)
-_TAG_OF = itemgetter(1)
 
 
 class PixelInfo(NamedTuple):
@@ -307,19 +303,19 @@ class Header:
 
     def _index(self) -> dict[int, Element | RawElement]:
         """tag -> element (or raw record) of the top level: the first one of a tag, and the
-        meta group's (its last one of a tag) before the data set's. Built once, in C loops."""
+        meta group's (its last one of a tag) before the data set's. Built once."""
         top = self._top
         if top is None:
-            records: list[Element] | list[RawElement] = (
-                self._raw if self._raw is not None else self.elements)
-            firsts: list[Element | RawElement] = list(
-                compress(records, map(not_, map(_PATH_OF, records))))
-            firsts.reverse()
-            tags: Iterator[int] = map(_TAG_OF, firsts)
-            top = self._top = dict(zip(tags, firsts, strict=True))
-            meta = self.meta
-            if meta:
-                top.update(zip(map(_TAG_OF, meta), meta, strict=True))
+            # reversed: the first of a tag is written last
+            raw = self._raw
+            top = {}
+            if raw is not None:
+                top.update({r[1]: r for r in reversed(raw) if not r[0]})
+            else:
+                top.update({e[1]: e for e in reversed(self.elements) if not e[0]})
+            for e in self.meta:
+                top[e[1]] = e
+            self._top = top
         return top
 
     def get(self, tag: int) -> Element | None:
@@ -330,6 +326,16 @@ class Header:
             return found
         elem = top[tag] = _element_of(found, self._data)
         return elem
+
+    def value(self, tag: int) -> bytes | None:
+        """The raw value of the top-level (or meta) element with this tag, or None; like
+        ``get(tag).value`` without making the Element."""
+        found = self._index().get(tag)
+        if found is None:
+            return None
+        if isinstance(found, Element):
+            return found[3]
+        return self._data[found[3]:found[4]]
 
     def __contains__(self, tag: int) -> bool:
         return tag in self._index()

@@ -408,10 +408,10 @@ def face_risk(header: Header) -> bool:
 
 
 def _upper(header: Header, tag: int) -> str:
-    elem = header.get(tag)
-    if elem is None or not elem.value:
+    value = header.value(tag)
+    if not value:
         return ""
-    return elem.value.decode("latin_1").strip(" \x00").upper()
+    return value.decode("latin_1").strip(" \x00").upper()
 
 
 def severity_for(categories: Iterable[Category], flags: RiskFlag | int) -> Severity:
@@ -455,6 +455,9 @@ class Inspector:
         self._rules = table()
         self._private_action = self._rules.action_for(0x00090010 | 0x1000, opts) or "X"
         self._private_kw: dict[tuple[int, str | None], str] = {}
+        #: public tags without an identifying action: an element of one of them matters only
+        #: when its VR is one the heuristics scan (grows with _public)
+        self._quiet = {tag for tag, (info, _detectors) in self._public.items() if info is None}
 
     def _slow_public(self, tag: int) -> _Entry:
         """Tags not in the dictionary table (repeating groups, unknown): computed and cached."""
@@ -463,6 +466,8 @@ class Inspector:
         entry = _entry_for(self._rules.action_for(tag, self.options), tag, vr, keyword_of(tag))
         if len(self._public) < 200_000:
             self._public[tag] = entry
+            if entry[0] is None:
+                self._quiet.add(tag)
         return entry
 
     def inspect(self, header: Header) -> Inspection:
@@ -487,11 +492,12 @@ class Inspector:
         segments = [(raw, raw_data)]
         if header.meta:
             segments.insert(0, raw_records(header.meta))
+        quiet = self._quiet
         for records, data in segments:
             for rec in records:
                 _path, tag, vr, start, stop, _length, creator = rec
-                if start == stop:  # no value (a sequence, or empty)
-                    continue
+                if start == stop or (tag in quiet and vr not in scan_vrs):
+                    continue  # no value (a sequence, or empty), or nothing to look at
                 group = tag >> 16
                 if group & 1:
                     if tag & 0xFFFF < 0x1000:
