@@ -53,6 +53,9 @@ def _assert_same(fast: Header, general: Header, what: str) -> None:
     raw, data = fast.raw_elements()
     assert [(p, t, v, data[a:b], n, c) for p, t, v, a, b, n, c in raw] == [
         (e.path, e.tag, e.vr, e.value, e.length, e.private_creator) for e in general.elements]
+    meta_raw, meta_data = fast.raw_meta()
+    assert [(p, t, v, meta_data[a:b], n, c) for p, t, v, a, b, n, c in meta_raw] == [
+        (e.path, e.tag, e.vr, e.value, e.length, e.private_creator) for e in general.meta]
     for name in _FIELDS:
         assert getattr(fast, name) == getattr(general, name), f"{what}: {name} differs"
     same_top_level()

@@ -71,3 +71,15 @@ def test_fast_patterns_on_known_texts(text: str) -> None:
     for original, fast in PAIRS:
         assert _all(fast, text) == _all(original, text)
     assert h._has_date(text, text.casefold()) == (h._DATE_RE.search(text) is not None)
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXTS, st.sampled_from([63, 3, 4, 8, 16, 32, 44, 60, 61]))
+def test_remembered_pattern_bits_are_the_computed_ones(text: str, detectors: int) -> None:
+    ident = h.Identity.from_values(names=["Doe^Jan"], ids=["PAT12345"])
+    first = h.scan_text(text, ident, detectors=detectors)
+    h._PATTERN_CACHE.clear()
+    assert h.scan_text(text, ident, detectors=detectors) == first  # computed afresh
+    assert h.scan_text(text, ident, detectors=detectors) == first  # remembered
+    if len(text) >= 3:
+        assert first & 60 == h._pattern_bits(text, text.casefold(), detectors & 60)

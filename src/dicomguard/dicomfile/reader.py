@@ -221,7 +221,7 @@ class Header:
     into (:meth:`raw_elements`), so code that looks at a few values (the PHI inspector, the
     audit) never makes an :class:`Element` or a value for the others."""
 
-    __slots__ = ("_codecs", "_data", "_elements", "_raw", "_top", "bytes_read",
+    __slots__ = ("_codecs", "_data", "_elements", "_meta_raw", "_raw", "_top", "bytes_read",
                  "dataset_offset", "deflated", "end_offset", "error", "has_preamble",
                  "implicit_vr", "is_dicom", "little_endian", "meta", "name", "notes", "pixel",
                  "transfer_syntax", "truncated")
@@ -237,6 +237,8 @@ class Header:
         self.is_dicom = is_dicom
         self.has_preamble = has_preamble
         self.meta: list[Element] = [] if meta is None else meta
+        #: the meta group as raw records, when the reader made them (it sets both)
+        self._meta_raw: tuple[list[Element], list[RawElement], bytes] | None = None
         self._elements: list[Element] | None = [] if elements is None else elements
         self._raw: list[RawElement] | None = None
         self._data = b""
@@ -288,6 +290,14 @@ class Header:
         self._data = data
         self._top = None
 
+    def raw_meta(self) -> tuple[list[RawElement], bytes]:
+        """The meta group as raw records (see :meth:`raw_elements`)."""
+        kept = self._meta_raw
+        meta = self.meta
+        if kept is None or kept[0] is not meta or len(kept[1]) != len(meta):
+            return raw_records(meta)  # none kept, or meta was changed since
+        return kept[1], kept[2]
+
     def raw_elements(self) -> tuple[list[RawElement], bytes]:
         """The data set's elements as raw records and the bytes their values are in (a
         record's value is ``data[start:stop]``). Made from ``elements`` when those exist."""
@@ -330,7 +340,8 @@ class Header:
     def value(self, tag: int) -> bytes | None:
         """The raw value of the top-level (or meta) element with this tag, or None; like
         ``get(tag).value`` without making the Element."""
-        found = self._index().get(tag)
+        top = self._top
+        found = (self._index() if top is None else top).get(tag)
         if found is None:
             return None
         if isinstance(found, Element):
@@ -845,6 +856,10 @@ class _FastParser:
             while True:
                 here = pos
                 if pos > safe:
+                    if pos >= lim:  # the end of an item (checkpoint() does it too, slower)
+                        if pos > lim or kind == 2:
+                            raise _Fallback
+                        return pos
                     safe = checkpoint(pos, lim, kind, True)
                     if safe < 0:
                         return pos
@@ -935,6 +950,10 @@ class _FastParser:
             while True:
                 here = pos
                 if pos > safe:
+                    if pos >= lim:  # the end of an item (checkpoint() does it too, slower)
+                        if pos > lim or kind == 2:
+                            raise _Fallback
+                        return pos
                     safe = checkpoint(pos, lim, kind, False)
                     if safe < 0:
                         return pos
@@ -1018,7 +1037,7 @@ class _FastParser:
                 if pos > end:
                     raise _Fallback
                 return pos
-            if not buf.need(pos + 8):
+            if pos + 8 > len(buf.data) and not buf.need(pos + 8):
                 raise _Fallback
             group, elem, length = item_head(buf.data, pos)
             if group != 0xFFFE:
@@ -1040,19 +1059,21 @@ class _FastParser:
                 raise _Fallback
 
 
-def _fast_meta(buf: _Buffer, pos: int, max_elements: int) -> tuple[list[Element], int] | None:
-    """The meta group when it is plain explicit VR LE with everything in the buffer, else
-    None (then _Parser.meta reads it)."""
+def _fast_meta(buf: _Buffer, pos: int, max_elements: int
+               ) -> tuple[list[Element], list[RawElement], int] | None:
+    """The meta group (as Elements and as raw records into ``buf.data``) when it is plain
+    explicit VR LE with everything in the buffer, else None (then _Parser.meta reads it)."""
     data = buf.data
     size = len(data)
     out: list[Element] = []
+    raw: list[RawElement] = []
     head = _HEAD_LE
     while True:
         if pos + 8 > size:
             return None
         group, elem, vrb, length = head(data, pos)
         if group != 0x0002:
-            return out, pos
+            return out, raw, pos
         if len(out) >= max_elements:
             return None
         vr = _SHORT_VR_OF.get(vrb)
@@ -1069,6 +1090,7 @@ def _fast_meta(buf: _Buffer, pos: int, max_elements: int) -> tuple[list[Element]
             return None
         out.append(_new_element(Element, ((), 0x00020000 | elem, vr, data[start:pos], start,
                                           length, None)))
+        raw.append(((), 0x00020000 | elem, vr, start, pos, length, None))
 
 
 def _mode_for(ts: str | None) -> tuple[int, bool]:
@@ -1178,7 +1200,8 @@ def _read_buffer(buf: _Buffer, header: Header, max_elements: int) -> None:
         fast_meta = _fast_meta(buf, pos, max_elements) if _FAST_PATH else None
         try:
             if fast_meta is not None:
-                meta_parser.elements, pos = fast_meta
+                meta_parser.elements, meta_raw, pos = fast_meta
+                header._meta_raw = (meta_parser.elements, meta_raw, buf.data)
             else:
                 pos = meta_parser.meta(pos)
         except _Truncated:

@@ -299,10 +299,45 @@ def scan_text(text: str, identity: Identity | None = None, *,
                 if token in low and _contains_token(low, token) is not None:
                     found |= 2
                     break
+    if detectors & 60:
+        key = (text, detectors & 60)
+        bits = _PATTERN_CACHE.get(key)
+        if bits is None:
+            bits = _pattern_bits(text, low, detectors & 60)
+            _remember(key, bits)
+        found |= bits
+    return _FLAGS[found]
+
+
+#: The pattern bits (date, phone, e-mail, address) of texts seen before, by (text, detectors
+#: asked). They do not depend on the patient (the name and ID bits are always computed), and an
+#: archive repeats its texts: a series shares its descriptions, comments and vendor blocks.
+#: Bounded (emptied when it reaches _CACHE_ENTRIES texts or _CACHE_CHARS characters); it is
+#: in memory only and never shown, like the headers it comes from.
+_PATTERN_CACHE: dict[tuple[str, int], int] = {}
+_CACHE_ENTRIES = 20_000
+_CACHE_CHARS = 4_000_000
+_cache_chars = [0]
+
+
+def _remember(key: tuple[str, int], bits: int) -> None:
+    size = len(key[0])
+    if size > _CACHE_CHARS // 4:
+        return
+    if len(_PATTERN_CACHE) >= _CACHE_ENTRIES or _cache_chars[0] + size > _CACHE_CHARS:
+        _PATTERN_CACHE.clear()
+        _cache_chars[0] = 0
+    _PATTERN_CACHE[key] = bits
+    _cache_chars[0] += size
+
+
+def _pattern_bits(text: str, low: str, detectors: int) -> int:
+    """The date (4), phone (8), e-mail (16) and address (32) bits of :func:`scan_text`."""
+    found = 0
     if detectors & 16 and "@" in text and _EMAIL_RE.search(text):
         found |= 16
     if not detectors & 44:                                       # DATE | PHONE | ADDRESS
-        return _FLAGS[found]
+        return found
     digits = _digits(text)
     if digits:
         words: set[str] | None = None
@@ -325,7 +360,7 @@ def scan_text(text: str, identity: Identity | None = None, *,
             if (not words.isdisjoint(_STREET_SET) or not words.isdisjoint(_ADDRESS_LEADS)
                     or _COMPOUND_HINT.search(low)) and _ADDRESS_RE.search(text):
                 found |= 32
-    return _FLAGS[found]
+    return found
 
 
 _NONE = Detector(0)

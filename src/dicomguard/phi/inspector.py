@@ -57,7 +57,7 @@ from functools import cache
 
 from pydicom.datadict import DicomDictionary, keyword_for_tag
 
-from dicomguard.dicomfile import Header, RawElement, decode_text, raw_records, text_values
+from dicomguard.dicomfile import Header, RawElement, decode_text, text_values
 from dicomguard.models import Severity
 
 from .heuristics import Detector, Identity, find_spans, scan_text
@@ -491,7 +491,7 @@ class Inspector:
         raw, raw_data = header.raw_elements()
         segments = [(raw, raw_data)]
         if header.meta:
-            segments.insert(0, raw_records(header.meta))
+            segments.insert(0, header.raw_meta())
         quiet = self._quiet
         for records, data in segments:
             for rec in records:
