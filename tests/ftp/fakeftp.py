@@ -20,6 +20,10 @@ class Script:
     # After an early close of a RETR: the replies sent for the transfer and for the ABOR.
     abort_replies: bytes = b"426 Connection closed; transfer aborted.\r\n226 ABOR ok\r\n"
     stall_data: bool = False                  # RETR: 150, then nothing on the data conn
+    # When set: the reply a server sends by itself when the client resets a transfer's data
+    # connection (after `reset_delay` seconds), without waiting for ABOR.
+    reset_reply: bytes | None = None
+    reset_delay: float = 0.0
     commands: list[str] = field(default_factory=list)
 
 
@@ -120,10 +124,17 @@ class FakeFtp:
                         writer.write(b"226 Transfer complete\r\n")
                     except (OSError, TimeoutError):
                         dw.transport.abort()
+                        if s.reset_reply is not None:
+                            await asyncio.sleep(s.reset_delay)
+                            writer.write(s.reset_reply)
+                            await writer.drain()
+                            continue
                         # the client went away early: it sends ABOR next, then NOOP
                         abor = await reader.readline()
                         s.commands.append(abor.decode().strip())
                         writer.write(s.abort_replies)
+                elif cmd == "ABOR":
+                    writer.write(b"225 No transfer to ABOR\r\n")
                 elif cmd == "QUIT":
                     writer.write(b"221 Bye\r\n")
                     await writer.drain()

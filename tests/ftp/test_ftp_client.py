@@ -19,7 +19,7 @@ from dicomguard.checks import (
 from dicomguard.errors import ProtocolError, ReadTimeout
 from dicomguard.models import Endpoint, Severity, Status
 from dicomguard.net.connector import Connector
-from dicomguard.net.ftp import ftp_session, parse_list_line, parse_mlsd_line
+from dicomguard.net.ftp import RESET_WAIT_MIN, ftp_session, parse_list_line, parse_mlsd_line
 from dicomguard.probes.ftp import FtpConfig, FtpFacts, identify, lookup_version, probe
 from dicomguard.probes.share_walk import ShareLimits
 
@@ -141,6 +141,66 @@ def test_retr_prefix_abort_orders(fake_address: str, abort_replies: bytes) -> No
 
     asyncio.run(run())
     assert script.commands.count("ABOR") == 3
+
+
+@pytest.mark.parametrize("reset_reply", [
+    b"426 Failure writing network stream.\r\n",
+    b"226 Transfer complete.\r\n",                  # the file was already in its socket
+    b"451-Transfer aborted\r\n451 (data connection reset)\r\n",
+])
+def test_reset_answered_by_the_server_needs_no_abor(fake_address: str,
+                                                     reset_reply: bytes) -> None:
+    """The server answers a reset transfer by itself: one reply, no ABOR, and the next
+    transfer's EPSV goes out with the reset; the session stays in step through a listing."""
+    listing = b"-rw-r--r--    1 0        0            1000 Mar 04 12:00 big.dcm\r\n"
+    script = Script(files={"/big.dcm": BIG, "/small": b"tiny file"}, listing=listing,
+                    reset_reply=reset_reply)
+
+    async def run() -> None:
+        async with FakeFtp(fake_address, script) as srv:
+            conn = Connector(None, rate=0, per_host=2)
+            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
+                await client.banner()
+                await client.login("anonymous", "x@y")
+                start = time.monotonic()
+                for _ in range(5):
+                    assert await client.retr_prefix("/big.dcm", 4096) == BIG[:4096]
+                assert time.monotonic() - start < RESET_WAIT_MIN   # never waited for it
+                assert await client.retr_prefix("/small", 4096) == b"tiny file"
+                got = await client.listing("/")                  # CWD after an EPSV ahead
+                assert [e.name for e in got.entries] == ["big.dcm"]
+                assert await client.retr_prefix("/big.dcm", 100) == BIG[:100]
+                assert client.data_connections == 9
+                await client.quit()
+
+    asyncio.run(run())
+    assert "ABOR" not in script.commands and "NOOP" not in script.commands
+    assert script.commands.count("EPSV") == 10       # one spare, sent ahead after the last reset
+    assert script.commands[-1] == "QUIT"
+
+
+def test_late_reset_reply_falls_back_to_abor_and_stays_in_step(fake_address: str) -> None:
+    """The final reply comes only after the client gave up waiting: ABOR + NOOP, the late
+    426 read in any order, and ABOR straight away for every later reset."""
+    script = Script(files={"/big.dcm": BIG, "/small": b"tiny file"},
+                    reset_reply=b"426 Connection closed; transfer aborted.\r\n",
+                    reset_delay=RESET_WAIT_MIN * 2)
+
+    async def run() -> None:
+        async with FakeFtp(fake_address, script) as srv:
+            conn = Connector(None, rate=0, per_host=2)
+            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
+                await client.banner()
+                await client.login("anonymous", "x@y")
+                for _ in range(3):
+                    assert await client.retr_prefix("/big.dcm", 4096) == BIG[:4096]
+                assert await client.retr_prefix("/small", 4096) == b"tiny file"
+                assert client.broken is None
+                await client.quit()
+
+    asyncio.run(run())
+    assert script.commands.count("ABOR") == 3 and script.commands.count("NOOP") == 3
+    assert script.commands.count("EPSV") == 4               # never sent ahead
 
 
 def test_windows_listing_and_pasv_address_ignored(fake_address: str) -> None:

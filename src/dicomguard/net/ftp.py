@@ -34,9 +34,12 @@ can log in but cannot transfer: `FtpSession.data_available` is False and listing
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import re
 import socket
 import struct
+import time
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -56,6 +59,9 @@ MAX_LISTING_ENTRIES = 100_000    # entries kept from one directory listing
 #: loopback: 8 KiB costs little time against 16-32 KiB and keeps the overshoot at ~8 KiB.
 SAMPLE_RCVBUF = 8192
 LISTING_RCVBUF = 262144          # listings: throughput matters more than overshoot
+#: Shortest wait for a transfer's final reply after its data connection was reset, before
+#: ABOR is sent instead (see FtpClient._after_reset).
+RESET_WAIT_MIN = 0.25
 
 _PASV = re.compile(rb"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
 _EPSV = re.compile(rb"\((.)\1\1(\d{1,5})\1\)")
@@ -229,6 +235,10 @@ class FtpClient:
         self.wire_bytes = 0                  # bytes that reached this host on them (tcp_info)
         self.wire_by_command: Counter[str] = Counter()   # the same, by RETR / MLSD / LIST
         self.utf8 = False
+        self._abor_needed = False           # the server does not answer a reset transfer
+        self._rtt = 0.0                     # longest control round trip seen (EPSV/PASV)
+        self._reset_answered = False        # a reset transfer got its final reply in time
+        self._pasv_pending = False          # an EPSV was sent ahead, its reply not read yet
 
     @property
     def data_available(self) -> bool:
@@ -262,19 +272,21 @@ class FtpClient:
             raise self._error("reply line too long")
         return line
 
-    async def read_reply(self, timeout: float | None = None) -> FtpReply:
+    async def read_reply(self, timeout: float | None = None, *,
+                         first: bytes | None = None) -> FtpReply:
         """One complete reply (single or multi-line); ProtocolError if it is not FTP.
 
         After a timeout or garbage the conversation is out of step: the client is marked
         broken and every later command fails at once instead of reading stale replies."""
         try:
-            return await self._read_reply(timeout)
+            return await self._read_reply(timeout, first)
         except BaseException as exc:
             self.broken = type(exc).__name__
             raise
 
-    async def _read_reply(self, timeout: float | None) -> FtpReply:
-        first = await self._readline(timeout)
+    async def _read_reply(self, timeout: float | None, first: bytes | None) -> FtpReply:
+        if first is None:
+            first = await self._readline(timeout)
         if len(first) < 4 or not first[:3].isdigit() or first[3:4] not in (b" ", b"-", b"\r",
                                                                             b"\n"):
             raise self._error("not an FTP reply")
@@ -311,6 +323,8 @@ class FtpClient:
 
     async def command(self, command: str, argument: bytes | str | None = None, *,
                       timeout: float | None = None) -> FtpReply:
+        if self._pasv_pending:
+            await self._drop_pending()
         self.send(command, argument)
         try:
             await self.writer.drain()
@@ -357,6 +371,7 @@ class FtpClient:
 
     async def quit(self) -> None:
         try:
+            await self._drop_pending()
             self.send("QUIT")
             async with asyncio.timeout(min(self.timeout, 2.0)):
                 await self.writer.drain()
@@ -371,7 +386,13 @@ class FtpClient:
                                   address=self.address, port=self.port, protocol=PROTOCOL)
         port: int | None = None
         if self._epsv is not False:
-            reply = await self.command("EPSV")
+            if self._pasv_pending:           # sent after the last reset (see _after_reset)
+                self._pasv_pending = False
+                reply = await self.read_reply()
+            else:
+                sent = time.monotonic()
+                reply = await self.command("EPSV")
+                self._rtt = max(self._rtt, time.monotonic() - sent)
             m = _EPSV.search(reply.lines[-1].encode("latin-1")) if reply.code == 229 else None
             if m:
                 self._epsv = True
@@ -391,6 +412,12 @@ class FtpClient:
         if not 0 < port < 65536:
             raise self._error("passive port out of range")
         return await self._open_data(port, rcvbuf)
+
+    async def _drop_pending(self) -> None:
+        """Read (and forget) the answer to an EPSV sent ahead when something else comes next."""
+        if self._pasv_pending:
+            self._pasv_pending = False
+            await self.read_reply()
 
     async def _start_transfer(self, command: str, argument: bytes | None,
                               rcvbuf: int = SAMPLE_RCVBUF) -> DataConnection:
@@ -428,8 +455,53 @@ class FtpClient:
             # `limit` bytes read: the file may be longer (or exactly that long: the abort
             # copes with a server that had finished).
             self._close_data(conn, reset=True)     # RST: the server stops sending at once
-            await self._abort()
+            await self._after_reset(command)
         return data, eof
+
+    def _reset_wait(self) -> float:
+        """How long to wait for a transfer's own final reply after resetting its data
+        connection, before falling back to ABOR: a few control round trips, at least
+        RESET_WAIT_MIN, at most the session's timeout."""
+        return min(self.timeout, max(RESET_WAIT_MIN, 8 * self._rtt))
+
+    async def _after_reset(self, command: str) -> None:
+        """Back in step after resetting a transfer's data connection, in one round trip.
+
+        Most servers notice the reset when their next write fails and answer the transfer
+        (426/451), or had already handed the whole file to their socket and answered 226: that
+        one final reply puts the session back in step, no ABOR needed. A server whose reply
+        does not come within `_reset_wait()` gets ABOR + NOOP (`_abort`, which copes with a
+        late reply in any order), and the session uses ABOR for every later reset.
+
+        Once a server has answered a reset in time, the EPSV of the next transfer is sent
+        together with the reset (one round trip less per file; its reply, which follows the
+        transfer's, is read by the next `_passive`). Anything else than a final reply first
+        turns that off and resynchronises with ABOR + NOOP."""
+        if not self._abor_needed:
+            ahead = self._reset_answered and self._epsv is True
+            if ahead:
+                self.send("EPSV")
+            reply = await self._reply_within(self._reset_wait())
+            if reply is not None and reply.code >= 200 and reply.code != 229:
+                self._reset_answered = True
+                self._pasv_pending = ahead
+                return
+            # No final reply in time (or something else first): from now on, always ABOR.
+            self._abor_needed = True
+        await self._abort()
+
+    async def _reply_within(self, wait: float) -> FtpReply | None:
+        """A reply whose first line arrives within `wait` seconds, else None and still in step
+        (an interrupted readuntil consumes nothing; the rest of a multi-line reply gets the
+        full timeout)."""
+        try:
+            first = await self._readline(wait)
+        except ReadTimeout:
+            return None
+        except BaseException as exc:
+            self.broken = type(exc).__name__
+            raise
+        return await self.read_reply(first=first)
 
     async def _finish(self, command: str) -> None:
         reply = await self.read_reply()
@@ -603,6 +675,25 @@ class DataConnection:
         return wire if wire is not None else self.received
 
 
+def _connect_now(sock: socket.socket, address: tuple[str, int]) -> bool:
+    """Start a non-blocking connect; True when it is already complete (a nearby host answers
+    the handshake before connect() returns), False when it is still in progress. A refusal
+    raises OSError, as loop.sock_connect would."""
+    err = sock.connect_ex(address)
+    if err == 0:
+        return True
+    if err not in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR):
+        raise OSError(err, os.strerror(err))
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+    try:
+        sock.getpeername()
+    except OSError:
+        return False                     # not connected yet: wait for it
+    return True
+
+
 class _DataOpener:
     """Opens data connections to one host, inside a slot the session holds."""
 
@@ -621,9 +712,10 @@ class _DataOpener:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.setblocking(False)
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(self.timeout):
-                await loop.sock_connect(sock, (self.address, port))
+            if not _connect_now(sock, (self.address, port)):
+                loop = asyncio.get_running_loop()
+                async with asyncio.timeout(self.timeout):
+                    await loop.sock_connect(sock, (self.address, port))
         except TimeoutError as exc:
             sock.close()
             raise ConnectTimeout(self.address, port, PROTOCOL,
