@@ -83,3 +83,4 @@ def test_remembered_pattern_bits_are_the_computed_ones(text: str, detectors: int
     assert h.scan_text(text, ident, detectors=detectors) == first  # remembered
     if len(text) >= 3:
         assert first & 60 == h._pattern_bits(text, text.casefold(), detectors & 60)
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in h._PATTERN_CACHE)  # no text

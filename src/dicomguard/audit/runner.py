@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from dicomguard.dicomfile import ByteSource, read_header
+from dicomguard.dicomfile import ByteSource, FileSource, read_header
 from dicomguard.models import Severity
 from dicomguard.phi.inspector import Inspector, RiskFlag
 
@@ -115,13 +115,22 @@ def audit_file(source: str | os.PathLike[str] | ByteSource,
             _default_context = AuditContext()
         ctx = _default_context
     if isinstance(source, (str, os.PathLike)):
-        # a path goes to the reader as a path: it opens and closes the file itself
+        # the open file's fstat gives the size (no separate stat of the path)
         try:
-            size = os.stat(source).st_size
+            src = FileSource(source)
         except OSError as exc:
-            return FileAudit(FileStatus.UNREADABLE,
-                             reason=f"cannot open: {(exc.strerror or type(exc).__name__)}")
-        header = read_header(source)
+            try:
+                size = os.stat(source).st_size
+            except OSError as exc2:
+                return FileAudit(FileStatus.UNREADABLE,
+                                 reason=f"cannot open: {(exc2.strerror or type(exc2).__name__)}")
+            return FileAudit(FileStatus.UNREADABLE, size,
+                             reason_key(f"cannot open: {exc.strerror or exc}"))
+        try:
+            size = src.size or 0
+            header = read_header(src)
+        finally:
+            src.close()
         if header.error is not None and header.error.startswith(("cannot open", "read failed")):
             return FileAudit(FileStatus.UNREADABLE, size, reason_key(header.error))
         available: int | None = size

@@ -358,8 +358,8 @@ class Header:
     def codecs(self) -> tuple[str, ...]:
         """Python codecs from the top-level Specific Character Set (0008,0005)."""
         if self._codecs is None:
-            cs = self.get(0x00080005)
-            self._codecs = codecs_for_charset(cs.value) if cs is not None else DEFAULT_CODECS
+            cs = self.value(0x00080005)
+            self._codecs = codecs_for_charset(cs) if cs is not None else DEFAULT_CODECS
         return self._codecs
 
     def _elem(self, item: int | Element) -> Element | None:
@@ -848,6 +848,7 @@ class _FastParser:
         creators: dict[int, str] = {}
         top = kind == 0
         checkpoint = self._checkpoint
+        max_elements = self.max_elements
         lim = _NO_END if end is None else end
         vlim = size if size < lim else lim
         safe = -1
@@ -860,12 +861,15 @@ class _FastParser:
                         if pos > lim or kind == 2:
                             raise _Fallback
                         return pos
-                    safe = checkpoint(pos, lim, kind, True)
-                    if safe < 0:
-                        return pos
-                    data = buf.data
-                    size = len(data)
-                    vlim = size if size < lim else lim
+                    # checkpoint()'s result when the buffer and the budget have room
+                    safe = min(size - 12, lim - 1, pos + 8 * (max_elements - len(elements)) - 8)
+                    if safe < pos:
+                        safe = checkpoint(pos, lim, kind, True)
+                        if safe < 0:
+                            return pos
+                        data = buf.data
+                        size = len(data)
+                        vlim = size if size < lim else lim
                 group, elem, vrb, length = head(data, pos)
                 if group >= 0x7FE0:
                     if group == 0xFFFE:
@@ -942,6 +946,7 @@ class _FastParser:
         creators: dict[int, str] = {}
         top = kind == 0
         checkpoint = self._checkpoint
+        max_elements = self.max_elements
         lim = _NO_END if end is None else end
         vlim = size if size < lim else lim
         safe = -1
@@ -954,12 +959,15 @@ class _FastParser:
                         if pos > lim or kind == 2:
                             raise _Fallback
                         return pos
-                    safe = checkpoint(pos, lim, kind, False)
-                    if safe < 0:
-                        return pos
-                    data = buf.data
-                    size = len(data)
-                    vlim = size if size < lim else lim
+                    # checkpoint()'s result when the buffer and the budget have room
+                    safe = min(size - 12, lim - 1, pos + 8 * (max_elements - len(elements)) - 8)
+                    if safe < pos:
+                        safe = checkpoint(pos, lim, kind, False)
+                        if safe < 0:
+                            return pos
+                        data = buf.data
+                        size = len(data)
+                        vlim = size if size < lim else lim
                 group, elem, length = head(data, pos)
                 tag = group << 16 | elem
                 if group >= 0x7FE0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import struct
+from functools import lru_cache
 
 __all__ = [
     "BINARY_NUMBER_VRS",
@@ -68,6 +69,7 @@ _CHARSETS: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=256)  # a few distinct values in a whole archive
 def codecs_for_charset(value: str | bytes | None) -> tuple[str, ...]:
     """Python codecs for a Specific Character Set value (multi-valued: one codec each).
 

@@ -39,6 +39,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntFlag
+from hashlib import blake2b
 
 __all__ = [
     "MIN_ID_LENGTH",
@@ -300,35 +301,27 @@ def scan_text(text: str, identity: Identity | None = None, *,
                     found |= 2
                     break
     if detectors & 60:
-        key = (text, detectors & 60)
+        mask = detectors & 60
+        key = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16,
+                      person=_PERSON[mask]).digest()
         bits = _PATTERN_CACHE.get(key)
         if bits is None:
-            bits = _pattern_bits(text, low, detectors & 60)
-            _remember(key, bits)
+            bits = _pattern_bits(text, low, mask)
+            if len(_PATTERN_CACHE) >= _CACHE_ENTRIES:
+                _PATTERN_CACHE.clear()
+            _PATTERN_CACHE[key] = bits
         found |= bits
     return _FLAGS[found]
 
 
-#: The pattern bits (date, phone, e-mail, address) of texts seen before, by (text, detectors
-#: asked). They do not depend on the patient (the name and ID bits are always computed), and an
-#: archive repeats its texts: a series shares its descriptions, comments and vendor blocks.
-#: Bounded (emptied when it reaches _CACHE_ENTRIES texts or _CACHE_CHARS characters); it is
-#: in memory only and never shown, like the headers it comes from.
-_PATTERN_CACHE: dict[tuple[str, int], int] = {}
+#: The pattern bits (date, phone, e-mail, address) of texts seen before. They do not depend on
+#: the patient (the name and ID bits are always computed), and an archive repeats its texts: a
+#: series shares its descriptions, comments and vendor blocks. Keyed by a 128-bit BLAKE2b
+#: digest of the text (personalised with the detectors asked), so no text is kept; emptied
+#: when it reaches _CACHE_ENTRIES entries (about 2 MB).
+_PATTERN_CACHE: dict[bytes, int] = {}
 _CACHE_ENTRIES = 20_000
-_CACHE_CHARS = 4_000_000
-_cache_chars = [0]
-
-
-def _remember(key: tuple[str, int], bits: int) -> None:
-    size = len(key[0])
-    if size > _CACHE_CHARS // 4:
-        return
-    if len(_PATTERN_CACHE) >= _CACHE_ENTRIES or _cache_chars[0] + size > _CACHE_CHARS:
-        _PATTERN_CACHE.clear()
-        _cache_chars[0] = 0
-    _PATTERN_CACHE[key] = bits
-    _cache_chars[0] += size
+_PERSON = tuple(bytes([mask]) for mask in range(64))
 
 
 def _pattern_bits(text: str, low: str, detectors: int) -> int:
