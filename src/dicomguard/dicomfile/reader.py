@@ -31,7 +31,7 @@ import datetime
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
 
@@ -835,7 +835,13 @@ class _FastParser:
         return safe
 
     def explicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
-        """Explicit VR data set; ``kind`` as in :meth:`_Parser.dataset`."""
+        """Explicit VR data set; ``kind`` as in :meth:`_Parser.dataset`.
+
+        Sequences and items are read in this one loop, with a stack instead of calls (an
+        item cost a call to sequence() and one to this method before): the state of the
+        data set an SQ element is in is pushed while its items are read, and the state of
+        the sequence while one of its items is read, so every step is the one the recursive
+        _Parser makes, in the same order."""
         buf = self.buf
         data = buf.data
         size = len(data)
@@ -843,6 +849,7 @@ class _FastParser:
         append = elements.append
         head = self.head
         u32 = self.u32
+        item_head = self.item_head
         short_vr = _SHORT_VR_OF.get
         long_vr = _LONG_VR_OF.get
         creators: dict[int, str] = {}
@@ -853,84 +860,157 @@ class _FastParser:
         vlim = size if size < lim else lim
         safe = -1
         here = pos
+        # the sequence being read: its end (None: to its delimiter), where reading goes on
+        # after it (defined length), its tag, the next item's index, its data set's path
+        # and its depth
+        s_end: int | None = None
+        s_cont: int | None = None
+        s_tag = s_index = s_depth = 0
+        s_path: _Path = ()
+        item = False
+        stack: list[Any] = []
         try:
             while True:
-                here = pos
-                if pos > safe:
-                    if pos >= lim:  # the end of an item (checkpoint() does it too, slower)
-                        if pos > lim or kind == 2:
-                            raise _Fallback
-                        return pos
-                    # checkpoint()'s result when the buffer and the budget have room
-                    safe = min(size - 12, lim - 1, pos + 8 * (max_elements - len(elements)) - 8)
-                    if safe < pos:
-                        safe = checkpoint(pos, lim, kind, True)
-                        if safe < 0:
-                            return pos
-                        data = buf.data
-                        size = len(data)
-                        vlim = size if size < lim else lim
-                group, elem, vrb, length = head(data, pos)
-                if group >= 0x7FE0:
-                    if group == 0xFFFE:
-                        if elem == 0xE00D and kind == 2:
-                            return pos + 8
-                        raise _Fallback
-                    tag = group << 16 | elem
-                    if top and tag in PIXEL_DATA_TAGS:
-                        if pos + 12 > size:
-                            raise _Fallback
-                        self.pixel = (tag, _VR_OF_BYTES.get(vrb, "OB"), pos + 12,
-                                      u32(data, pos + 8)[0])
-                        self.stop = pos + 12
-                        return pos + 12
-                vr = short_vr(vrb)
-                if vr is not None:
-                    start = pos + 8
-                else:
-                    vr = long_vr(vrb)
-                    if vr is None:
-                        raise _Fallback
-                    length = u32(data, pos + 8)[0]
-                    start = pos + 12
-                    if vr == "SQ":
-                        tag = group << 16 | elem
-                        append((path, tag, vr, start, start, length, creators.get(
-                            group << 8 | elem >> 8) if group & 1 and elem >= 0x1000 else None))
-                        if length == UNDEFINED_LENGTH:
-                            pos = self.sequence(start, end, path, tag, depth + 1)
-                        else:
-                            pos = start + length
-                            if pos > lim:
+                ended = False  # the item being read ended (else: a sequence starts)
+                while True:
+                    here = pos
+                    if pos > safe:
+                        if pos >= lim:  # the end of an item
+                            if pos > lim or kind == 2:
                                 raise _Fallback
-                            self.sequence(start, pos, path, tag, depth + 1)
+                            ended = True
+                            break
+                        # checkpoint()'s result when the buffer and the budget have room
+                        safe = min(size - 12, lim - 1,
+                                   pos + 8 * (max_elements - len(elements)) - 8)
+                        if safe < pos:
+                            safe = checkpoint(pos, lim, kind, True)
+                            if safe < 0:  # (only at the top level: items end above)
+                                if kind:
+                                    raise _Fallback
+                                return pos
+                            data = buf.data
+                            size = len(data)
+                            vlim = size if size < lim else lim
+                    group, elem, vrb, length = head(data, pos)
+                    if group >= 0x7FE0:
+                        if group == 0xFFFE:
+                            if elem == 0xE00D and kind == 2:
+                                pos += 8
+                                ended = True
+                                break
+                            raise _Fallback
+                        tag = group << 16 | elem
+                        if top and tag in PIXEL_DATA_TAGS:
+                            if pos + 12 > size:
+                                raise _Fallback
+                            self.pixel = (tag, _VR_OF_BYTES.get(vrb, "OB"), pos + 12,
+                                          u32(data, pos + 8)[0])
+                            self.stop = pos + 12
+                            return pos + 12
+                    vr = short_vr(vrb)
+                    if vr is not None:
+                        start = pos + 8
+                    else:
+                        vr = long_vr(vrb)
+                        if vr is None:
+                            raise _Fallback
+                        length = u32(data, pos + 8)[0]
+                        start = pos + 12
+                        if vr == "SQ":
+                            tag = group << 16 | elem
+                            append((path, tag, vr, start, start, length, creators.get(
+                                group << 8 | elem >> 8) if group & 1 and elem >= 0x1000
+                                else None))
+                            if depth + 1 > MAX_DEPTH:
+                                raise _Fallback
+                            stack.append((end, lim, kind, path, creators, depth, here))
+                            if length == UNDEFINED_LENGTH:
+                                s_end = end
+                                s_cont = None
+                            else:
+                                s_end = s_cont = start + length
+                                if s_end > lim:
+                                    raise _Fallback
+                            s_tag = tag
+                            s_index = 0
+                            s_path = path
+                            s_depth = depth + 1
+                            pos = start
+                            break
+                        if length == UNDEFINED_LENGTH:
+                            raise _Fallback
+                    pos = start + length
+                    if pos > vlim:
+                        if pos > lim or not buf.need(pos):
+                            raise _Fallback
                         data = buf.data
                         size = len(data)
                         vlim = size if size < lim else lim
                         safe = -1
-                        continue
-                    if length == UNDEFINED_LENGTH:
-                        raise _Fallback
-                pos = start + length
-                if pos > vlim:
-                    if pos > lim or not buf.need(pos):
-                        raise _Fallback
-                    data = buf.data
-                    size = len(data)
-                    vlim = size if size < lim else lim
-                    safe = -1
-                if group & 1:
-                    if elem >= 0x1000:
-                        append((path, group << 16 | elem, vr, start, pos, length,
-                                creators.get(group << 8 | elem >> 8)))
+                    if group & 1:
+                        if elem >= 0x1000:
+                            append((path, group << 16 | elem, vr, start, pos, length,
+                                    creators.get(group << 8 | elem >> 8)))
+                        else:
+                            append((path, group << 16 | elem, vr, start, pos, length, None))
+                            if elem >= 0x0010 and elem <= 0x00FF:
+                                creators[group << 8 | elem] = _creator_name(data[start:pos])
                     else:
                         append((path, group << 16 | elem, vr, start, pos, length, None))
-                        if elem >= 0x0010 and elem <= 0x00FF:
-                            creators[group << 8 | elem] = _creator_name(data[start:pos])
-                else:
-                    append((path, group << 16 | elem, vr, start, pos, length, None))
+                if ended:  # back in the item's sequence
+                    s_end, s_cont, s_tag, s_index, s_path, s_depth = stack.pop()
+                    s_index += 1
+                # the sequence: its next item, or its end
+                while True:
+                    if s_end is not None and pos >= s_end:
+                        if pos > s_end:
+                            raise _Fallback
+                        item = False
+                        break
+                    if pos + 8 > len(buf.data) and not buf.need(pos + 8):
+                        raise _Fallback
+                    group, elem, length = item_head(buf.data, pos)
+                    if group != 0xFFFE:
+                        raise _Fallback
+                    if elem == 0xE000:
+                        item = True
+                        break
+                    if elem == 0xE0DD and s_end is None:
+                        pos += 8
+                        item = False
+                        break
+                    raise _Fallback
+                if item:  # read the item as a data set
+                    stack.append((s_end, s_cont, s_tag, s_index, s_path, s_depth))
+                    path = (*s_path, (s_tag, s_index))
+                    if length == UNDEFINED_LENGTH:
+                        end = s_end
+                        kind = 2
+                    else:
+                        end = pos + 8 + length
+                        if s_end is not None and end > s_end:
+                            raise _Fallback
+                        kind = 1
+                    pos += 8
+                    depth = s_depth
+                    creators = {}
+                    top = False
+                else:  # the sequence ended: back in its data set
+                    end, lim, kind, path, creators, depth, here = stack.pop()
+                    top = kind == 0
+                    if s_cont is not None:
+                        pos = s_cont
+                lim = _NO_END if end is None else end
+                data = buf.data
+                size = len(data)
+                vlim = size if size < lim else lim
+                safe = -1
         except _Fallback:
-            if top:  # _Parser goes on from the start of this top-level element
+            if stack:  # _Parser goes on from the top-level element this one is in
+                here, creators = stack[0][6], stack[0][4]
+                top = stack[0][2] == 0
+            if top:
                 self.resume = (here, creators)
             raise
 
