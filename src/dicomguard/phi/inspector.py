@@ -557,9 +557,10 @@ class Inspector:
                 if kw[0] == "(" and kw not in attr_cat:
                     attr_cat[kw] = Category.PRIVATE
 
-        codecs = header.codecs if (candidates or names or ids) else ()
+        # the identity (the patient's own name and IDs) is looked for in the candidates only
+        codecs = header.codecs if candidates else ()
         identity = None
-        if names or ids:
+        if candidates and (names or ids):
             identity = Identity.from_values(
                 names=[v for value, vr in names for v in text_values(value, vr, codecs)],
                 ids=[v for value, vr in ids for v in text_values(value, vr, codecs)])
