@@ -104,6 +104,11 @@ SourceLike = str | os.PathLike[str] | bytes | bytearray | memoryview | ByteSourc
 
 def as_source(source: SourceLike) -> ByteSource:
     """Turn a path, bytes-like object or ByteSource into a ByteSource (files are opened)."""
+    cls = type(source)
+    if cls is FileSource or cls is BytesSource:  # the common cases, without ABC checks
+        return source  # type: ignore[return-value]
+    if cls is str:
+        return FileSource(source)  # type: ignore[arg-type]
     if isinstance(source, (str, os.PathLike)):
         return FileSource(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
