@@ -19,7 +19,13 @@ from dicomguard.checks import (
 from dicomguard.errors import ProtocolError, ReadTimeout
 from dicomguard.models import Endpoint, Severity, Status
 from dicomguard.net.connector import Connector
-from dicomguard.net.ftp import RESET_WAIT_MIN, ftp_session, parse_list_line, parse_mlsd_line
+from dicomguard.net.ftp import (
+    RESET_WAIT_MIN,
+    FtpReplyError,
+    ftp_session,
+    parse_list_line,
+    parse_mlsd_line,
+)
 from dicomguard.probes.ftp import FtpConfig, FtpFacts, identify, lookup_version, probe
 from dicomguard.probes.share_walk import ShareLimits
 
@@ -177,6 +183,41 @@ def test_reset_answered_by_the_server_needs_no_abor(fake_address: str,
     assert "ABOR" not in script.commands and "NOOP" not in script.commands
     assert script.commands.count("EPSV") == 10       # one spare, sent ahead after the last reset
     assert script.commands[-1] == "QUIT"
+
+
+def test_next_transfer_started_ahead_taken_over_or_cancelled(fake_address: str) -> None:
+    """retr_prefix(path, size, next_path) starts the next RETR before returning: the next
+    call takes it over; a refused one (550) is reported by that call; one that is not wanted
+    is reset before any other command, and the session stays in step."""
+    listing = b"-rw-r--r--    1 0        0            1000 Mar 04 12:00 big.dcm\r\n"
+    script = Script(files={"/big.dcm": BIG, "/b2": BIG, "/small": b"tiny file"},
+                    listing=listing, reset_reply=b"426 Failure writing network stream.\r\n")
+
+    async def run() -> None:
+        async with FakeFtp(fake_address, script) as srv:
+            conn = Connector(None, rate=0, per_host=2)
+            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
+                await client.banner()
+                await client.login("anonymous", "x@y")
+                assert await client.retr_prefix("/big.dcm", 4096, "/b2") == BIG[:4096]
+                assert await client.retr_prefix("/b2", 4096, "/small") == BIG[:4096]
+                assert await client.retr_prefix("/small", 4096, "/missing") == b"tiny file"
+                with pytest.raises(FtpReplyError, match="550"):
+                    await client.retr_prefix("/missing", 4096, None)
+                # started ahead, then not wanted: reset before the listing
+                assert await client.retr_prefix("/big.dcm", 100, "/b2") == BIG[:100]
+                got = await client.listing("/")
+                assert [e.name for e in got.entries] == ["big.dcm"]
+                assert await client.retr_prefix("/big.dcm", 100, "/b2") == BIG[:100]
+                assert client.broken is None
+                await client.quit()                  # the last one ahead is reset first
+                assert client.data_connections == 10     # 8 RETR, MLSD tried, LIST
+
+    asyncio.run(run())
+    retrs = [c for c in script.commands if c.startswith("RETR")]
+    assert retrs == ["RETR /big.dcm", "RETR /b2", "RETR /small", "RETR /missing",
+                     "RETR /big.dcm", "RETR /b2", "RETR /big.dcm", "RETR /b2"]
+    assert "ABOR" not in script.commands and script.commands[-1] == "QUIT"
 
 
 def test_late_reset_reply_falls_back_to_abor_and_stays_in_step(fake_address: str) -> None:

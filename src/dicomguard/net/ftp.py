@@ -46,7 +46,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 
-from dicomguard.errors import ConnectivityError, ConnectTimeout, ProtocolError, ReadTimeout
+from dicomguard.errors import (
+    ConnectivityError,
+    ConnectTimeout,
+    DicomguardError,
+    ProtocolError,
+    ReadTimeout,
+)
 from dicomguard.net.connector import Connector
 
 PROTOCOL = "ftp"
@@ -214,6 +220,13 @@ def parse_mlsd_line(line: bytes) -> ListEntry | None:
 # the client
 
 
+def _line_buffered(reader: asyncio.StreamReader) -> bool:
+    """True when a whole line already waits in the reader's buffer (CPython's StreamReader
+    keeps it in `_buffer`; without that attribute, False: the caller just sets a timer)."""
+    buffer = getattr(reader, "_buffer", None)
+    return isinstance(buffer, bytearray) and b"\n" in buffer
+
+
 class FtpClient:
     """One control connection. Commands are sent one at a time; each reply is awaited under
     `timeout`. Data connections are opened by `open_data(port)` (see FtpSession)."""
@@ -239,6 +252,7 @@ class FtpClient:
         self._rtt = 0.0                     # longest control round trip seen (EPSV/PASV)
         self._reset_answered = False        # a reset transfer got its final reply in time
         self._pasv_pending = False          # an EPSV was sent ahead, its reply not read yet
+        self._ahead: tuple[str, DataConnection] | None = None   # a RETR started ahead
 
     @property
     def data_available(self) -> bool:
@@ -254,8 +268,11 @@ class FtpClient:
 
     async def _readline(self, timeout: float | None = None) -> bytes:
         try:
-            async with asyncio.timeout(timeout if timeout is not None else self.timeout):
+            if _line_buffered(self.reader):      # returns at once: no timer needed
                 line = await self.reader.readuntil(b"\n")
+            else:
+                async with asyncio.timeout(timeout if timeout is not None else self.timeout):
+                    line = await self.reader.readuntil(b"\n")
         except TimeoutError as exc:
             raise ReadTimeout(self.address, self.port, PROTOCOL, "no reply in time") from exc
         except asyncio.IncompleteReadError as exc:
@@ -323,6 +340,8 @@ class FtpClient:
 
     async def command(self, command: str, argument: bytes | str | None = None, *,
                       timeout: float | None = None) -> FtpReply:
+        if self._ahead is not None:
+            await self._cancel_ahead()
         if self._pasv_pending:
             await self._drop_pending()
         self.send(command, argument)
@@ -371,12 +390,14 @@ class FtpClient:
 
     async def quit(self) -> None:
         try:
+            if self._ahead is not None:
+                await self._cancel_ahead()
             await self._drop_pending()
             self.send("QUIT")
             async with asyncio.timeout(min(self.timeout, 2.0)):
                 await self.writer.drain()
                 await self.read_reply()
-        except (TimeoutError, OSError, ConnectivityError, ProtocolError):
+        except (TimeoutError, OSError, DicomguardError):
             pass
 
     # -- data connections -----------------------------------------------------------------
@@ -421,16 +442,58 @@ class FtpClient:
 
     async def _start_transfer(self, command: str, argument: bytes | None,
                               rcvbuf: int = SAMPLE_RCVBUF) -> DataConnection:
+        conn = await self._send_transfer(command, argument, rcvbuf)
+        await self._confirm_transfer(conn)
+        return conn
+
+    async def _send_transfer(self, command: str, argument: bytes | None,
+                             rcvbuf: int) -> DataConnection:
+        """Passive data connection, then the transfer command sent (its reply not read)."""
+        if self._ahead is not None:
+            await self._cancel_ahead()
         conn = await self._passive(rcvbuf)
         conn.command = command
         try:
-            reply = await self.command(command, argument)
-            if reply.code // 100 != 1:
-                raise FtpReplyError(command, reply, address=self.address, port=self.port)
+            self.send(command, argument)
+            await self.writer.drain()
+        except OSError as exc:
+            self._close_data(conn, reset=True)
+            self.broken = type(exc).__name__
+            raise ConnectivityError(self.address, self.port, PROTOCOL,
+                                    exc.strerror or str(exc)) from exc
         except BaseException:
             self._close_data(conn, reset=True)
             raise
         return conn
+
+    async def _confirm_transfer(self, conn: DataConnection) -> None:
+        """The transfer command's preliminary reply (1xx), else FtpReplyError."""
+        try:
+            reply = await self.read_reply()
+            if reply.code // 100 != 1:
+                raise FtpReplyError(conn.command, reply, address=self.address, port=self.port)
+        except BaseException:
+            self._close_data(conn, reset=True)
+            raise
+
+    def discard_ahead(self) -> None:
+        """Close a transfer started ahead without a word to the server (session ending)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            self._close_data(ahead[1], reset=True)
+
+    async def _cancel_ahead(self) -> None:
+        """The transfer started ahead is not wanted after all: take its reply, reset it."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        _, conn = ahead
+        try:
+            await self._confirm_transfer(conn)
+        except FtpReplyError:
+            return                            # refused: nothing runs, in step
+        self._close_data(conn, reset=True)
+        await self._after_reset(conn.command)
 
     def _close_data(self, conn: DataConnection, *, reset: bool) -> None:
         wire = conn.close(reset=reset)
@@ -441,6 +504,11 @@ class FtpClient:
                        rcvbuf: int) -> tuple[bytes, bool]:
         """Run a transfer towards us and keep at most `limit` bytes: (data, complete)."""
         conn = await self._start_transfer(command, argument, rcvbuf)
+        return await self._take(conn, limit)
+
+    async def _take(self, conn: DataConnection, limit: int) -> tuple[bytes, bool]:
+        """Read up to `limit` bytes of a confirmed transfer, then end it in step."""
+        command = conn.command
         try:
             data, eof = await conn.read(limit, self.timeout)
         except BaseException as exc:
@@ -527,10 +595,31 @@ class FtpClient:
                 return
         raise self._error("no NOOP answer after ABOR")
 
-    async def retr_prefix(self, path: str, size: int) -> bytes:
+    async def retr_prefix(self, path: str, size: int, next_path: str | None = None) -> bytes:
         """The first `size` bytes of a file (fewer if it is shorter), then the transfer is
-        aborted: the data connection is reset at once and the server told with ABOR."""
-        data, _ = await self._receive("RETR", self.encode_path(path), size, SAMPLE_RCVBUF)
+        aborted: the data connection is reset at once (and ABOR sent when the server does
+        not answer the reset by itself).
+
+        With `next_path`, the transfer of that file is started before returning (passive
+        connection made, RETR sent): the server opens it while the caller looks at this
+        sample. The next `retr_prefix(next_path, ...)` takes it over; any other command first
+        resets it (still one data connection at a time)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == path:
+            conn = ahead[1]
+            await self._confirm_transfer(conn)
+            data, _ = await self._take(conn, size)
+        else:
+            self._ahead = ahead
+            data, _ = await self._receive("RETR", self.encode_path(path), size, SAMPLE_RCVBUF)
+        if next_path is not None and self.broken is None:
+            try:
+                conn = await self._send_transfer("RETR", self.encode_path(next_path),
+                                                 SAMPLE_RCVBUF)
+            except (DicomguardError, OSError):
+                pass          # the next retr_prefix starts afresh (or reports the broken session)
+            else:
+                self._ahead = (next_path, conn)
         return data
 
     async def listing(self, path: str, *, max_bytes: int = MAX_LISTING_BYTES,
@@ -636,8 +725,14 @@ class DataConnection:
         chunks: list[bytes] = []
         got = 0
         while got < limit:
-            async with self._guard(timeout):
-                chunk = await loop.sock_recv(self.sock, min(65536, limit - got))
+            try:                                   # what already arrived: no timer needed
+                chunk = self.sock.recv(min(65536, limit - got))
+            except (BlockingIOError, InterruptedError):
+                async with self._guard(timeout):
+                    chunk = await loop.sock_recv(self.sock, min(65536, limit - got))
+            except OSError as exc:
+                raise ConnectivityError(self.address, self.port, PROTOCOL,
+                                        exc.strerror or str(exc)) from exc
             if not chunk:
                 self.received += got
                 return b"".join(chunks), True
@@ -777,5 +872,9 @@ async def ftp_session(connector: Connector, address: str, port: int, *,
                 opener = _DataOpener(connector, address, connector.connect_timeout)
             reader, writer = await stack.enter_async_context(
                 connector.open(address, port, PROTOCOL))
-        yield FtpClient(reader, writer, address=address, port=port, timeout=timeout,
-                        open_data=opener)
+        client = FtpClient(reader, writer, address=address, port=port, timeout=timeout,
+                           open_data=opener)
+        try:
+            yield client
+        finally:
+            client.discard_ahead()

@@ -230,6 +230,10 @@ class FtpRemoteFS:
     async def read_prefix(self, path: str, size: int) -> bytes:
         return await self.client.retr_prefix(path, size)
 
+    async def read_prefix_then(self, path: str, size: int, next_path: str | None) -> bytes:
+        """read_prefix, then the next file's transfer started while this one is audited."""
+        return await self.client.retr_prefix(path, size, next_path)
+
     def show(self, path: str) -> str:
         return path if self.show_phi else shorten(path, self.path_levels)
 

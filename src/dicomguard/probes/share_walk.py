@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -279,6 +280,14 @@ async def _walk(fs: RemoteFS, limits: ShareLimits, result: WalkResult, auditor: 
             continue
         result.directories += 1
         folder = path if limits.show_phi else shorten(path, limits.path_levels)
+        # a RemoteFS that can start the next read while this sample is audited says so
+        # with read_prefix_then(path, size, next_path)
+        ahead: Callable[[str, int, str | None], Awaitable[bytes]] | None = \
+            getattr(fs, "read_prefix_then", None)
+        upcoming: deque[str] = deque()
+        if ahead is not None:
+            upcoming.extend(_join(path, e.name) for e in entries if not e.is_dir and (
+                e.size is None or e.size >= limits.min_file_bytes))
         for entry in entries:
             if result.entries >= limits.max_entries:
                 reached("max_entries")
@@ -306,7 +315,13 @@ async def _walk(fs: RemoteFS, limits: ShareLimits, result: WalkResult, auditor: 
                 reached("time_budget")
                 break
             try:
-                data = await fs.read_prefix(child, limits.sample_bytes)
+                if ahead is not None:
+                    while upcoming and upcoming.popleft() != child:
+                        pass
+                    data = await ahead(child, limits.sample_bytes,
+                                       upcoming[0] if upcoming else None)
+                else:
+                    data = await fs.read_prefix(child, limits.sample_bytes)
             except (TimeoutError, DicomguardError, OSError) as exc:
                 error(f"read: {type(exc).__name__}")
                 continue
