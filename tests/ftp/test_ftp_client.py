@@ -154,13 +154,15 @@ def test_retr_prefix_abort_orders(fake_address: str, abort_replies: bytes) -> No
     b"226 Transfer complete.\r\n",                  # the file was already in its socket
     b"451-Transfer aborted\r\n451 (data connection reset)\r\n",
 ])
-def test_reset_answered_by_the_server_needs_no_abor(fake_address: str,
-                                                     reset_reply: bytes) -> None:
+@pytest.mark.parametrize("banner", [b"220 Fake FTP ready\r\n", b"220 (vsFTPd 3.0.3)\r\n"])
+def test_reset_answered_by_the_server_needs_no_abor(fake_address: str, reset_reply: bytes,
+                                                     banner: bytes) -> None:
     """The server answers a reset transfer by itself: one reply, no ABOR, and the next
-    transfer's EPSV goes out with the reset; the session stays in step through a listing."""
+    transfer's EPSV goes out with the reset (with RETR itself for vsftpd, which reads no
+    command during a transfer); the session stays in step through a listing."""
     listing = b"-rw-r--r--    1 0        0            1000 Mar 04 12:00 big.dcm\r\n"
     script = Script(files={"/big.dcm": BIG, "/small": b"tiny file"}, listing=listing,
-                    reset_reply=reset_reply)
+                    reset_reply=reset_reply, banner=banner)
 
     async def run() -> None:
         async with FakeFtp(fake_address, script) as srv:

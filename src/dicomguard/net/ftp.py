@@ -253,6 +253,7 @@ class FtpClient:
         self._reset_answered = False        # a reset transfer got its final reply in time
         self._pasv_pending = False          # an EPSV was sent ahead, its reply not read yet
         self._ahead: tuple[str, DataConnection] | None = None   # a RETR started ahead
+        self._sequential = False            # the server reads no command during a transfer
 
     @property
     def data_available(self) -> bool:
@@ -327,7 +328,10 @@ class FtpClient:
         raw = [self._raw_names.get(p) or p.encode("utf-8", "surrogateescape") for p in parts]
         return b"/".join(raw)
 
-    def send(self, command: str, argument: bytes | str | None = None) -> None:
+    def send(self, command: str, argument: bytes | str | None = None, *,
+             then: str | None = None) -> None:
+        """Write one command (and `then`, a second one without argument, in the same
+        segment)."""
         if self.broken is not None:
             raise self._error(f"session unusable after an earlier {self.broken}")
         data = command.encode("ascii")
@@ -336,7 +340,10 @@ class FtpClient:
             if b"\r" in arg or b"\n" in arg:
                 raise ValueError("FTP arguments cannot contain CR or LF")
             data += b" " + arg
-        self.writer.write(data + b"\r\n")
+        data += b"\r\n"
+        if then is not None:
+            data += then.encode("ascii") + b"\r\n"
+        self.writer.write(data)
 
     async def command(self, command: str, argument: bytes | str | None = None, *,
                       timeout: float | None = None) -> FtpReply:
@@ -363,6 +370,11 @@ class FtpClient:
         reply = await self.read_reply()
         while reply.code // 100 == 1:         # "120 service ready in n minutes": wait once more
             reply = await self.read_reply()
+        # vsftpd reads the next command only once a transfer is over (during one it reacts to
+        # nothing but an urgent-data ABOR, which we never send), so the EPSV for the next
+        # transfer can travel with RETR. Other servers (pyftpdlib answers EPSV at once and
+        # closes the running transfer) get it after the reset.
+        self._sequential = "vsftpd" in " ".join(reply.lines).lower()
         return reply
 
     async def features(self) -> tuple[str, ...]:
@@ -453,8 +465,10 @@ class FtpClient:
             await self._cancel_ahead()
         conn = await self._passive(rcvbuf)
         conn.command = command
+        conn.epsv_queued = (command == "RETR" and self._sequential and self._reset_answered
+                            and self._epsv is True and not self._abor_needed)
         try:
-            self.send(command, argument)
+            self.send(command, argument, then="EPSV" if conn.epsv_queued else None)
             await self.writer.drain()
         except OSError as exc:
             self._close_data(conn, reset=True)
@@ -471,6 +485,7 @@ class FtpClient:
         try:
             reply = await self.read_reply()
             if reply.code // 100 != 1:
+                self._pasv_pending = conn.epsv_queued      # its answer follows this one
                 raise FtpReplyError(conn.command, reply, address=self.address, port=self.port)
         except BaseException:
             self._close_data(conn, reset=True)
@@ -493,7 +508,7 @@ class FtpClient:
         except FtpReplyError:
             return                            # refused: nothing runs, in step
         self._close_data(conn, reset=True)
-        await self._after_reset(conn.command)
+        await self._after_reset(conn.command, conn.epsv_queued)
 
     def _close_data(self, conn: DataConnection, *, reset: bool) -> None:
         wire = conn.close(reset=reset)
@@ -518,12 +533,13 @@ class FtpClient:
         self.bytes_received += len(data)
         if eof:
             self._close_data(conn, reset=False)
+            self._pasv_pending = conn.epsv_queued    # its answer follows the final reply
             await self._finish(command)
         else:
             # `limit` bytes read: the file may be longer (or exactly that long: the abort
             # copes with a server that had finished).
             self._close_data(conn, reset=True)     # RST: the server stops sending at once
-            await self._after_reset(command)
+            await self._after_reset(command, conn.epsv_queued)
         return data, eof
 
     def _reset_wait(self) -> float:
@@ -532,7 +548,7 @@ class FtpClient:
         RESET_WAIT_MIN, at most the session's timeout."""
         return min(self.timeout, max(RESET_WAIT_MIN, 8 * self._rtt))
 
-    async def _after_reset(self, command: str) -> None:
+    async def _after_reset(self, command: str, epsv_queued: bool = False) -> None:
         """Back in step after resetting a transfer's data connection, in one round trip.
 
         Most servers notice the reset when their next write fails and answer the transfer
@@ -546,8 +562,8 @@ class FtpClient:
         transfer's, is read by the next `_passive`). Anything else than a final reply first
         turns that off and resynchronises with ABOR + NOOP."""
         if not self._abor_needed:
-            ahead = self._reset_answered and self._epsv is True
-            if ahead:
+            ahead = epsv_queued or (self._reset_answered and self._epsv is True)
+            if ahead and not epsv_queued:
                 self.send("EPSV")
             reply = await self._reply_within(self._reset_wait())
             if reply is not None and reply.code >= 200 and reply.code != 229:
@@ -718,6 +734,7 @@ class DataConnection:
         self.port = port
         self.received = 0
         self.command = ""
+        self.epsv_queued = False       # an EPSV went out with the command (see _send_transfer)
 
     async def read(self, limit: int, timeout: float) -> tuple[bytes, bool]:
         """Up to `limit` bytes; (data, eof) where eof says the server finished sending."""
