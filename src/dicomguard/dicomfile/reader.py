@@ -791,7 +791,7 @@ class _FastParser:
     computes ``safe`` again (``safe = -1`` forces that after the buffer or the budget changed).
     """
 
-    __slots__ = ("buf", "dataset", "elements", "head", "item_head", "max_elements", "pixel",
+    __slots__ = ("buf", "elements", "head", "implicit_vr", "item_head", "max_elements", "pixel",
                  "resume", "signed_pixels", "stop", "u32")
 
     def __init__(self, buf: _Buffer, max_elements: int, mode: int) -> None:
@@ -808,7 +808,15 @@ class _FastParser:
         self.head = _HEAD_BE if big else _HEAD_LE
         self.u32 = _U32_BE if big else _U32_LE
         self.item_head = _ITEM_BE if big else _ITEM_LE
-        self.dataset = self.implicit if mode == _IMPLICIT else self.explicit
+        # (not a bound method in an attribute: that is a reference cycle, and the buffer
+        # would live until the garbage collector ran)
+        self.implicit_vr = mode == _IMPLICIT
+
+    def dataset(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
+        """A data set in the parser's encoding (see :meth:`_Parser.dataset`)."""
+        if self.implicit_vr:
+            return self.implicit(pos, end, path, depth, kind)
+        return self.explicit(pos, end, path, depth, kind)
 
     def _checkpoint(self, pos: int, lim: int, kind: int, explicit: bool) -> int:
         """_Parser's checks at the start of an element at ``pos`` (end of the item, bytes in
@@ -1118,7 +1126,7 @@ class _FastParser:
             raise _Fallback
         buf = self.buf
         item_head = self.item_head
-        dataset = self.dataset
+        dataset = self.implicit  # explicit VR reads its sequences itself
         index = 0
         while True:
             if end is not None and pos >= end:
