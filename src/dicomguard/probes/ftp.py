@@ -66,9 +66,6 @@ class FtpConfig:
     users: tuple[str, ...] = ANONYMOUS_USERS
     password: str = ANONYMOUS_PASSWORD
     audit: AuditContext | None = field(default=None, compare=False, repr=False)
-    #: processes auditing samples while the walk reads on (see walk_and_sample); None: one
-    #: when the machine has a spare CPU, used only past share_walk.POOL_AFTER samples
-    audit_workers: int | None = None
 
     def deadline(self) -> float:
         """Backstop for the whole probe: login steps, the walk's budget, the write test."""
@@ -365,7 +362,7 @@ class _Prober:
             self.facts["walk_error"] = f"TYPE I: {_describe(exc)}"
             return
         ctx = self.cfg.audit or AuditContext(show_phi=self.limits.show_phi)
-        result = await walk_and_sample(fs, self.limits, ctx, audit_workers=self.cfg.audit_workers)
+        result = await walk_and_sample(fs, self.limits, ctx)
         walk = result.facts()
         # facts() keeps the 15 most common attributes; identifiability needs them all.
         walk["identifying_attributes"] = sorted(IDENTIFYING & set(result.summary.attributes))

@@ -15,14 +15,9 @@ One walker serves every share protocol (FTP, SMB, HTTP directory listings): a pr
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,138 +86,6 @@ class WalkResult:
         }
 
 
-#: A walk audits its first samples inline; past this many it hands them to a worker process
-#: (when the machine has a spare CPU), so the next transfers do not wait for the audit.
-POOL_AFTER = 256
-POOL_BATCH = 64                      # samples per task handed to the worker
-POOL_MAX_PENDING_BYTES = 64 << 20    # sample bytes queued for the worker at most
-
-#: (prefix, total size, name, folder) of one sample
-_Sample = tuple[bytes, int, str, str]
-
-_sample_ctx: AuditContext | None = None
-
-
-def _init_sample_worker(salt: bytes, show_phi: bool, ocr: bool,
-                        annex_options: tuple[str, ...]) -> None:
-    global _sample_ctx
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _sample_ctx = AuditContext(salt=salt, show_phi=show_phi, ocr=ocr,
-                               annex_options=annex_options)
-
-
-def _audit_samples(batch: list[_Sample]) -> AuditSummary:
-    """In the worker: the partial summary of a batch of samples (no values leave it)."""
-    assert _sample_ctx is not None
-    summary = AuditSummary()
-    for data, total, name, folder in batch:
-        summary.add(audit_file(BytesSource(data, total_size=total, name=name), _sample_ctx),
-                    folder)
-    return summary
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """forkserver (a clean server with the audit code preloaded) where available, else spawn;
-    never plain fork from a process that may run threads."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["dicomguard.probes.share_walk"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-class _Auditor:
-    """Audits the samples of one walk into `summary`: inline, or, once the walk has sampled
-    more than `pool_after` files, in batches in one worker process (same salt and settings,
-    so hashes agree), merged as they come back. The queue to the worker is bounded in bytes;
-    `finish` waits for the rest, `close` drops the worker."""
-
-    def __init__(self, ctx: AuditContext, summary: AuditSummary, workers: int | None) -> None:
-        self.ctx = ctx
-        self.summary = summary
-        if workers is None:
-            workers = 1 if (os.cpu_count() or 1) > 1 else 0
-        self.workers = workers
-        self.pool_after = POOL_AFTER if workers else -1
-        self.seen = 0
-        self.batch: list[_Sample] = []
-        self.batch_bytes = 0
-        self.pending: deque[tuple[asyncio.Future[AuditSummary], int, list[_Sample]]] = deque()
-        self.pending_bytes = 0
-        self.executor: ProcessPoolExecutor | None = None
-        self.failed = False
-
-    async def add(self, data: bytes, total: int, name: str, folder: str) -> None:
-        self.seen += 1
-        if self.pool_after < 0 or self.seen <= self.pool_after:
-            self.summary.add(audit_file(BytesSource(data, total_size=total, name=name),
-                                        self.ctx), folder)
-            return
-        self.batch.append((data, total, name, folder))
-        self.batch_bytes += len(data)
-        if len(self.batch) >= POOL_BATCH:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        batch, size = self.batch, self.batch_bytes
-        self.batch, self.batch_bytes = [], 0
-        if not batch:
-            return
-        while self.pending and (self.pending_bytes + size > POOL_MAX_PENDING_BYTES
-                                or self.pending[0][0].done()):
-            await self._merge_oldest()
-        if self.failed:
-            self._inline(batch)
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            if self.executor is None:
-                self.executor = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=_mp_context(),
-                    initializer=_init_sample_worker,
-                    initargs=(self.ctx.hasher.salt, self.ctx.show_phi, self.ctx.ocr,
-                              tuple(sorted(self.ctx.inspector.options))))
-            fut = loop.run_in_executor(self.executor, _audit_samples, batch)
-        except (OSError, RuntimeError):
-            self.failed = True                   # no worker here: audit in this process
-            self._inline(batch)
-            return
-        self.pending.append((fut, size, batch))
-        self.pending_bytes += size
-
-    def _inline(self, batch: list[_Sample]) -> None:
-        for data, total, name, folder in batch:
-            self.summary.add(audit_file(BytesSource(data, total_size=total, name=name),
-                                        self.ctx), folder)
-
-    async def _merge_oldest(self) -> None:
-        fut, size, batch = self.pending.popleft()
-        self.pending_bytes -= size
-        try:
-            part = await fut
-        except (OSError, RuntimeError, EOFError):  # the worker died: audit here instead
-            self.failed = True
-            self._inline(batch)
-            return
-        self.summary.merge(part)
-
-    async def finish(self) -> None:
-        await self._flush()
-        while self.pending:
-            await self._merge_oldest()
-        if self.executor is not None:            # idle now: let the worker exit cleanly
-            self.executor.shutdown(wait=True)
-            self.executor = None
-
-    def close(self) -> None:
-        for fut, _, _ in self.pending:
-            fut.cancel()
-        self.pending.clear()
-        if self.executor is not None:
-            self.executor.shutdown(wait=False, cancel_futures=True)
-            self.executor = None
-
-
 def shorten(path: str, levels: int) -> str:
     parts = [p for p in path.split("/") if p]
     if len(parts) <= levels:
@@ -235,25 +98,16 @@ def _join(base: str, name: str) -> str:
 
 
 async def walk_and_sample(fs: RemoteFS, limits: ShareLimits, ctx: AuditContext, *,
-                          root: str = "/", audit_workers: int | None = 0) -> WalkResult:
-    """Walk breadth-first from `root`, sampling files; never raises for what the server does.
-
-    `audit_workers`: 0 audits every sample in this process, between reads; n > 0 hands the
-    samples after the first POOL_AFTER to n worker processes, so reading goes on while they
-    are audited; None: one worker when the machine has more than one CPU."""
+                          root: str = "/") -> WalkResult:
+    """Walk breadth-first from `root`, sampling files; never raises for what the server does."""
     start = time.monotonic()
     result = WalkResult(AuditSummary())
-    auditor = _Auditor(ctx, result.summary, audit_workers)
-    try:
-        await _walk(fs, limits, result, auditor, root, start)
-        await auditor.finish()
-    finally:
-        auditor.close()
+    await _walk(fs, limits, result, ctx, root, start)
     result.seconds = time.monotonic() - start
     return result
 
 
-async def _walk(fs: RemoteFS, limits: ShareLimits, result: WalkResult, auditor: _Auditor,
+async def _walk(fs: RemoteFS, limits: ShareLimits, result: WalkResult, ctx: AuditContext,
                 root: str, start: float) -> None:
     queue: deque[tuple[str, int]] = deque([(root, 0)])
     seen_dirs: set[str] = set()
@@ -330,5 +184,6 @@ async def _walk(fs: RemoteFS, limits: ShareLimits, result: WalkResult, auditor: 
             total = entry.size if entry.size is not None and entry.size >= len(data) else None
             if total is None and len(data) >= limits.sample_bytes:
                 total = len(data) + 1  # more follows: a prefix, whatever the size
-            await auditor.add(data, total if total is not None else len(data), entry.name,
-                              folder)
+            source = BytesSource(data, total_size=total if total is not None else len(data),
+                                 name=entry.name)
+            result.summary.add(audit_file(source, ctx), folder)
