@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-import pytest
-
 from dicomguard.checks import (
     ftp_001_anonymous_dicom,
     ftp_002_anonymous_login,
@@ -20,7 +18,6 @@ from dicomguard.lab.synthetic import identifying_values
 from dicomguard.models import Endpoint, Severity, Status
 from dicomguard.net.connector import Connector
 from dicomguard.net.ftp import SAMPLE_RCVBUF, ftp_session
-from dicomguard.probes import share_walk
 from dicomguard.probes.ftp import WRITE_TEST_PREFIX, FtpConfig, FtpFacts, probe
 from dicomguard.probes.share_walk import ShareLimits
 
@@ -192,24 +189,3 @@ def test_mlsd_walk_with_the_password(ftp_lab: FtpLab) -> None:
     assert facts.walk["dicom_files"] == tree.dicom_files
     assert facts.walk["patients"] == tree.patients
     assert facts.writable_dirs == 0            # perm=el for this user: nothing writable
-
-
-def test_audit_in_a_worker_process_gives_the_same_facts(ftp_lab: FtpLab,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past POOL_AFTER samples the walk hands batches to a worker process (same salt): the
-    counts, folders and attributes are those of the inline audit."""
-    monkeypatch.setattr(share_walk, "POOL_AFTER", 2)
-    monkeypatch.setattr(share_walk, "POOL_BATCH", 3)
-    srv, tree = ftp_lab.anonymous, ftp_lab.tree
-    limits = ShareLimits(sample_bytes=SAMPLE)
-    walks = []
-    for workers in (0, 1):
-        facts = run_probe(srv.address, srv.port, FtpConfig(limits=limits,
-                                                           audit_workers=workers))
-        assert facts.error is None and facts.walk is not None
-        walk = dict(facts.walk)
-        walk.pop("seconds")
-        walks.append(walk)
-    assert walks[0] == walks[1]
-    assert walks[1]["dicom_files"] == tree.dicom_files > 2 + 3
-    assert walks[1]["patients"] == tree.patients
