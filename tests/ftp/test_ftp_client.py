@@ -153,6 +153,7 @@ def test_retr_prefix_abort_orders(fake_address: str, abort_replies: bytes) -> No
     b"426 Failure writing network stream.\r\n",
     b"226 Transfer complete.\r\n",                  # the file was already in its socket
     b"451-Transfer aborted\r\n451 (data connection reset)\r\n",
+    b"426 Connection closed.\r\n226 Closing data connection.\r\n",   # two, no ABOR
 ])
 @pytest.mark.parametrize("banner", [b"220 Fake FTP ready\r\n", b"220 (vsFTPd 3.0.3)\r\n"])
 def test_reset_answered_by_the_server_needs_no_abor(fake_address: str, reset_reply: bytes,

@@ -69,6 +69,9 @@ LISTING_RCVBUF = 262144          # listings: throughput matters more than oversh
 #: ABOR is sent instead (see FtpClient._after_reset).
 RESET_WAIT_MIN = 0.25
 
+#: Final replies of a transfer; one of them in answer to EPSV is a late one for the last
+#: reset transfer.
+_STALE_FINAL = frozenset({225, 226, 250, 426, 451})
 _PASV = re.compile(rb"(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3}),(\d{1,3})")
 _EPSV = re.compile(rb"\((.)\1\1(\d{1,5})\1\)")
 
@@ -426,6 +429,10 @@ class FtpClient:
                 sent = time.monotonic()
                 reply = await self.command("EPSV")
                 self._rtt = max(self._rtt, time.monotonic() - sent)
+            if reply.code in _STALE_FINAL:
+                # a second final reply for a transfer that was reset (426 then 226, without
+                # ABOR): the EPSV's own answer comes next
+                reply = await self.read_reply()
             m = _EPSV.search(reply.lines[-1].encode("latin-1")) if reply.code == 229 else None
             if m:
                 self._epsv = True
