@@ -2,7 +2,14 @@
 
 What it does, and only that: read the banner, FEAT, probe AUTH TLS, log in, list directories
 (MLSD, falling back to LIST in Unix or Windows/IIS format), read the first N bytes of a file
-(RETR, then close the data connection and ABOR), and, for the opt-in write test, STOR and DELE.
+(RETR, then reset the data connection; ABOR only for a server that does not answer the reset
+by itself), and, for the opt-in write test, STOR and DELE.
+
+Sampling many files costs one round trip per file in the steady state: the reset transfer's
+own final reply (426/226) is awaited instead of ABOR + NOOP, the next EPSV travels with the
+reset (with RETR itself for vsftpd), and `retr_prefix(path, n, next_path)` starts the next
+file's RETR before returning, so the server opens it while the caller audits the sample. Still
+one data connection at a time.
 
 Safety properties:
 
@@ -565,9 +572,10 @@ class FtpClient:
         late reply in any order), and the session uses ABOR for every later reset.
 
         Once a server has answered a reset in time, the EPSV of the next transfer is sent
-        together with the reset (one round trip less per file; its reply, which follows the
-        transfer's, is read by the next `_passive`). Anything else than a final reply first
-        turns that off and resynchronises with ABOR + NOOP."""
+        together with the reset, or was queued behind RETR (`epsv_queued`, vsftpd): one round
+        trip less per file; its reply, which follows the transfer's, is read by the next
+        `_passive`. Anything else than a final reply first turns that off and resynchronises
+        with ABOR + NOOP."""
         if not self._abor_needed:
             ahead = epsv_queued or (self._reset_answered and self._epsv is True)
             if ahead and not epsv_queued:
