@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ def rules() -> tuple[FingerprintRule, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=256)
 def identify(class_uid: str | None, version_name: str | None) -> Fingerprint | None:
     """The first rule whose UID prefix matches; the version from the version name when the
     rule's pattern matches it, else from the UID suffix for dcmtk-style UIDs."""
