@@ -28,9 +28,11 @@ tag -> VR table for implicit VR.
 from __future__ import annotations
 
 import datetime
+import importlib
+import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
@@ -779,6 +781,24 @@ _PLAIN_IMPLICIT_VRS = {t: v for t, v in IMPLICIT_VRS.items() if v != "US or SS"}
 _Path = tuple[tuple[int, int], ...]
 
 
+def _load_scan() -> Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] | None:
+    """The optional C accelerator's ``scan`` (``_fastscan.c``): it reads top-level elements
+    exactly as _FastParser does and returns where the Python loop goes on (see the C file).
+    None when it was not built, or when DICOMGUARD_PURE_PYTHON is set (to 1, yes or true)."""
+    if os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true"):
+        return None
+    try:
+        module = importlib.import_module("dicomguard.dicomfile._fastscan")
+    except ImportError:
+        return None
+    scan: Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] = module.scan
+    return scan
+
+
+#: The C accelerator of _FastParser's loop, or None (pure Python; tests set it to None).
+_SCAN = _load_scan()
+
+
 class _FastParser:
     """The well-formed common case (see above); same attributes as _Parser after a read.
 
@@ -791,8 +811,8 @@ class _FastParser:
     computes ``safe`` again (``safe = -1`` forces that after the buffer or the budget changed).
     """
 
-    __slots__ = ("buf", "elements", "head", "implicit_vr", "item_head", "max_elements", "pixel",
-                 "resume", "signed_pixels", "stop", "u32")
+    __slots__ = ("buf", "elements", "head", "implicit_vr", "item_head", "max_elements", "mode",
+                 "pixel", "resume", "signed_pixels", "stop", "u32")
 
     def __init__(self, buf: _Buffer, max_elements: int, mode: int) -> None:
         self.buf = buf
@@ -811,12 +831,27 @@ class _FastParser:
         # (not a bound method in an attribute: that is a reference cycle, and the buffer
         # would live until the garbage collector ran)
         self.implicit_vr = mode == _IMPLICIT
+        self.mode = mode
 
     def dataset(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
-        """A data set in the parser's encoding (see :meth:`_Parser.dataset`)."""
+        """A data set in the parser's encoding (see :meth:`_Parser.dataset`). At the top
+        level, the C accelerator (when built) reads the elements it can first; the loop
+        below goes on from the top-level element where it stopped, with its private
+        creators and signed-pixel state, so the result is the same either way."""
+        creators: dict[int, str] = {}
+        scan = _SCAN
+        if scan is not None and kind == 0 and end is None:
+            pos, self.signed_pixels, pixel = scan(
+                self.buf, pos, self.mode, self.elements, creators, self.max_elements,
+                self.signed_pixels, path, _PLAIN_IMPLICIT_VRS, IMPLICIT_VRS,
+                implicit_vr_fallback)
+            if pixel is not None:
+                self.pixel = pixel
+                self.stop = pos
+                return pos
         if self.implicit_vr:
-            return self.implicit(pos, end, path, depth, kind)
-        return self.explicit(pos, end, path, depth, kind)
+            return self.implicit(pos, end, path, depth, kind, creators)
+        return self.explicit(pos, end, path, depth, kind, creators)
 
     def _checkpoint(self, pos: int, lim: int, kind: int, explicit: bool) -> int:
         """_Parser's checks at the start of an element at ``pos`` (end of the item, bytes in
@@ -842,8 +877,10 @@ class _FastParser:
             safe = pos
         return safe
 
-    def explicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
-        """Explicit VR data set; ``kind`` as in :meth:`_Parser.dataset`.
+    def explicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int,
+                 creators: dict[int, str] | None = None) -> int:
+        """Explicit VR data set; ``kind`` as in :meth:`_Parser.dataset`; ``creators``: the
+        private creators already read at this level.
 
         Sequences and items are read in this one loop, with a stack instead of calls (an
         item cost a call to sequence() and one to this method before): the state of the
@@ -860,7 +897,8 @@ class _FastParser:
         item_head = self.item_head
         short_vr = _SHORT_VR_OF.get
         long_vr = _LONG_VR_OF.get
-        creators: dict[int, str] = {}
+        if creators is None:
+            creators = {}
         top = kind == 0
         checkpoint = self._checkpoint
         max_elements = self.max_elements
@@ -1022,8 +1060,10 @@ class _FastParser:
                 self.resume = (here, creators)
             raise
 
-    def implicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int) -> int:
-        """Implicit VR little endian data set; ``kind`` as in :meth:`_Parser.dataset`."""
+    def implicit(self, pos: int, end: int | None, path: _Path, depth: int, kind: int,
+                 creators: dict[int, str] | None = None) -> int:
+        """Implicit VR little endian data set; ``kind`` as in :meth:`_Parser.dataset`;
+        ``creators``: the private creators already read at this level."""
         buf = self.buf
         data = buf.data
         size = len(data)
@@ -1031,7 +1071,8 @@ class _FastParser:
         append = elements.append
         head = _HEAD_IMPLICIT
         plain_vr = _PLAIN_IMPLICIT_VRS.get
-        creators: dict[int, str] = {}
+        if creators is None:
+            creators = {}
         top = kind == 0
         checkpoint = self._checkpoint
         max_elements = self.max_elements
