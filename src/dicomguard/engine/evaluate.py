@@ -9,31 +9,37 @@ from dataclasses import asdict
 from typing import Any
 
 from dicomguard import checks
-from dicomguard.models import Finding, Service, Severity, Status
+from dicomguard.models import Endpoint, Finding, Service, Status
 from dicomguard.probes import sop_catalogue
 from dicomguard.probes.facts import DicomFacts
+
+
+def run_checks(protocol: str, facts: Any, endpoint: Endpoint, *, intrusive: bool
+               ) -> list[Finding]:
+    """Every check of `protocol` on `facts`; intrusive ones only when enabled. A crashing
+    check is ERROR, never a pass."""
+    out: list[Finding] = []
+    for check in checks.for_protocol(protocol):
+        meta = check.meta
+        if meta.intrusive and not intrusive:
+            continue
+        try:
+            outcome = check.evaluate(facts)
+        except Exception as exc:  # a check bug must not end the scan
+            out.append(Finding(meta.id, meta.title, endpoint, Status.ERROR, meta.severity, {},
+                               meta.intrusive, f"check crashed: {type(exc).__name__}: {exc}"))
+            continue
+        severity = outcome.severity if outcome.severity is not None else meta.severity
+        out.append(Finding(meta.id, meta.title, endpoint, outcome.status, severity,
+                           dict(outcome.evidence), meta.intrusive, outcome.error))
+    return out
 
 
 def evaluate_dicom(facts: DicomFacts, *, intrusive: bool) -> list[Finding]:
     """Findings for one DICOM endpoint; nothing for a port that is not DICOM."""
     if not facts.is_dicom:
         return []
-    findings: list[Finding] = []
-    for check in checks.for_protocol("dicom"):
-        meta = check.meta
-        if meta.intrusive and not intrusive:
-            continue
-        try:
-            outcome = check.evaluate(facts)
-        except Exception as exc:
-            findings.append(Finding(meta.id, meta.title, facts.endpoint, Status.ERROR,
-                                    meta.severity, {}, meta.intrusive,
-                                    f"check crashed: {type(exc).__name__}: {exc}"))
-            continue
-        severity: Severity = outcome.severity if outcome.severity is not None else meta.severity
-        findings.append(Finding(meta.id, meta.title, facts.endpoint, outcome.status, severity,
-                                dict(outcome.evidence), meta.intrusive, outcome.error))
-    return findings
+    return run_checks("dicom", facts, facts.endpoint, intrusive=intrusive)
 
 
 def dicom_service(facts: DicomFacts) -> Service:

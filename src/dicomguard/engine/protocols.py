@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dicomguard import checks
-from dicomguard.engine.evaluate import dicom_service, evaluate_dicom
-from dicomguard.models import Endpoint, Finding, Service, Status
+from dicomguard.engine.evaluate import dicom_service, evaluate_dicom, run_checks
+from dicomguard.models import Endpoint, Finding, Service
 from dicomguard.net.connector import Connector
 from dicomguard.probes import dicom as dicom_probe
 from dicomguard.probes import ftp as ftp_probe
@@ -51,26 +50,6 @@ class Handler:
     service: Callable[[Any, Endpoint], Service]
     findings: Callable[[Any, ScanConfig, Endpoint], list[Finding]]
     budget: Callable[[ScanConfig], float]       # hard ceiling for one endpoint, seconds
-
-
-def run_checks(protocol: str, facts: Any, endpoint: Endpoint, *, intrusive: bool
-               ) -> list[Finding]:
-    """Every check of `protocol` on `facts`; a crashing check is ERROR, never a pass."""
-    out: list[Finding] = []
-    for check in checks.for_protocol(protocol):
-        meta = check.meta
-        if meta.intrusive and not intrusive:
-            continue
-        try:
-            outcome = check.evaluate(facts)
-        except Exception as exc:  # a check bug must not end the scan
-            out.append(Finding(meta.id, meta.title, endpoint, Status.ERROR, meta.severity, {},
-                               meta.intrusive, f"check crashed: {type(exc).__name__}: {exc}"))
-            continue
-        severity = outcome.severity if outcome.severity is not None else meta.severity
-        out.append(Finding(meta.id, meta.title, endpoint, outcome.status, severity,
-                           dict(outcome.evidence), meta.intrusive, outcome.error))
-    return out
 
 
 def _connect_failed(error: str | None) -> bool:
