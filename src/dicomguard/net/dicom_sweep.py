@@ -16,6 +16,7 @@ timeout applies to each expected PDU.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from typing import cast
 
@@ -66,6 +67,44 @@ class SweepResult:
     released: bool = False
     error: str | None = None
     failure: DicomguardError | None = None
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_ac_small(body: bytes) -> AssociateAccept:
+    return decode_associate_ac(body, _PROPOSED)
+
+
+def _decode_ac(body: bytes) -> AssociateAccept:
+    """Within one scan every device of a product answers with the same A-ASSOCIATE-AC bytes
+    (it echoes our AE titles): small ones are decoded once (the result is immutable).
+    Invalid bodies raise every time (exceptions are not cached)."""
+    if len(body) <= 4096:
+        return _decode_ac_small(body)
+    return decode_associate_ac(body, _PROPOSED)
+
+
+@functools.lru_cache(maxsize=256)
+def _echo_status_small(body: bytes) -> int:
+    pdvs = decode_p_data(body)
+    if len(pdvs) != 1 or not (pdvs[0].is_command and pdvs[0].is_last) or \
+            pdvs[0].context_id != 1:
+        raise ProtocolError("C-ECHO-RSP not in one last command fragment on context 1")
+    command = dimse.decode_command(pdvs[0].data)
+    if command.get(dimse.CommandField) != dimse.C_ECHO_RSP or \
+            command.get(dimse.MessageIDBeingRespondedTo) != 1:
+        raise ProtocolError("response is not the C-ECHO-RSP to message 1")
+    status = command.get(dimse.Status)
+    if not isinstance(status, int):
+        raise ProtocolError("C-ECHO-RSP without a status")
+    return status
+
+
+def _echo_status(body: bytes) -> int:
+    """The status of the C-ECHO-RSP to message 1 in a P-DATA-TF body (strictly checked);
+    the few distinct answers a scan sees are decoded once."""
+    if len(body) > 1024:
+        raise ProtocolError("C-ECHO-RSP P-DATA-TF is implausibly long")
+    return _echo_status_small(body)
 
 
 class _Exchange(asyncio.Protocol):
@@ -137,7 +176,7 @@ class _Exchange(asyncio.Protocol):
                 self.reject = decode_associate_rj(body)
                 self._finish(None)
             elif pdu_type == A_ASSOCIATE_AC:
-                self.accept = decode_associate_ac(body, _PROPOSED)
+                self.accept = _decode_ac(body)
                 if self.accept.accepted(VERIFICATION_SOP_CLASS) is not None:
                     self.transport.write(encode_echo_rq(1, 1, self.accept.max_pdu_length))
                     self.state = _AWAIT_ECHO
@@ -151,17 +190,7 @@ class _Exchange(asyncio.Protocol):
         elif self.state == _AWAIT_ECHO:
             if pdu_type != P_DATA_TF:
                 raise ProtocolError(f"unexpected {PDU_NAMES[pdu_type]} instead of C-ECHO-RSP")
-            pdvs = decode_p_data(body)
-            if len(pdvs) != 1 or not (pdvs[0].is_command and pdvs[0].is_last) or \
-                    pdvs[0].context_id != 1:
-                raise ProtocolError("C-ECHO-RSP not in one last command fragment on context 1")
-            command = dimse.decode_command(pdvs[0].data)
-            if command.get(dimse.CommandField) != dimse.C_ECHO_RSP or \
-                    command.get(dimse.MessageIDBeingRespondedTo) != 1:
-                raise ProtocolError("response is not the C-ECHO-RSP to message 1")
-            status = command.get(dimse.Status)
-            if not isinstance(status, int):
-                raise ProtocolError("C-ECHO-RSP without a status")
+            status = _echo_status(body)
             self.echo_status = status
             self.transport.write(RELEASE_RQ)
             self.state = _AWAIT_RP
