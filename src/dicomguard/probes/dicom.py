@@ -243,7 +243,7 @@ class DicomProber:
                     acc["is_dicom"] = True
                     return AssocAttempt(called_ae, cfg.calling_ae, False, rj.result, rj.source,
                                         rj.reason, rj.description)
-                self._accepted(acc, assoc, called_ae)
+                self._accept_facts(acc, assoc.accept, called_ae)
                 try:
                     await self._use(assoc, acc)
                 finally:
@@ -302,10 +302,6 @@ class DicomProber:
         except DicomguardError:
             with contextlib.suppress(DicomguardError):
                 await assoc.abort()
-
-    @staticmethod
-    def _accepted(acc: dict[str, Any], assoc: dicom_ul.Association, called_ae: str) -> None:
-        DicomProber._accept_facts(acc, assoc.accept, called_ae)
 
     @staticmethod
     def _accept_facts(acc: dict[str, Any], ac: AssociateAccept, called_ae: str) -> None:
