@@ -27,10 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+from _generated import write_or_check  # tools/ helper (the script's own folder)
 from pydicom.datadict import keyword_for_tag
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,16 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not write; exit 1 if the output is out of date")
     args = parser.parse_args(argv)
     text = render(build(args.reference))
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date; run tools/gen_annex_e.py", file=sys.stderr)
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {len(json.loads(text)['rows'])} rows to {args.output}")
-    return 0
+    return write_or_check(args.output, text, check=args.check, generator="tools/gen_annex_e.py")
 
 
 if __name__ == "__main__":

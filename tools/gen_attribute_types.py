@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from _generated import write_or_check  # tools/ helper (the script's own folder)
 from pydicom.datadict import tag_for_keyword
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,15 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 1 when the output file differs from what would be written")
     args = parser.parse_args(argv)
     text = json.dumps(generate(), indent=0, sort_keys=False, separators=(",", ":")) + "\n"
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date; run {sys.argv[0]}", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output} ({len(text)} bytes)")
-    return 0
+    return write_or_check(args.output, text, check=args.check,
+                          generator="tools/gen_attribute_types.py")
 
 
 if __name__ == "__main__":

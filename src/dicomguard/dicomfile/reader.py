@@ -21,8 +21,8 @@ elements, nesting at most :data:`MAX_DEPTH`, and never more bytes than the sourc
 ``max_bytes``); every step moves forward, so no structure can make it loop.
 
 Speed: one pass with ``struct.unpack_from`` over a bytes buffer grown on demand from a 32 KiB
-first read; a record is a tuple (NamedTuple); pydicom is used only at import, to build the
-tag -> VR table for implicit VR.
+first read; a record is a tuple (NamedTuple); the tag -> VR table for implicit VR comes from
+the project's generated data dictionary (:mod:`.dictionary`), so pydicom is never imported.
 """
 
 from __future__ import annotations
@@ -35,10 +35,9 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from pydicom.datadict import DicomDictionary, RepeatersDictionary
-
 from dicomguard.errors import DicomFileError
 
+from .dictionary import REPEATERS, TAGS
 from .sources import ByteSource, SourceLike, as_source
 from .values import (
     DEFAULT_CODECS,
@@ -101,20 +100,15 @@ _LONG_VR_BYTES = frozenset(v.encode("ascii") for v in _LONG_VRS)
 
 
 def _build_implicit_vrs() -> tuple[dict[int, str], tuple[tuple[int, int, str], ...]]:
-    """tag -> VR from pydicom's dictionary; ambiguous VRs get the value-agnostic choice
+    """tag -> VR from the data dictionary; ambiguous VRs get the value-agnostic choice
     (resolved later for US/SS), repeaters become (mask, value, vr)."""
     ambiguous = {"OB or OW": "OW", "US or SS or OW": "OW", "US or OW": "OW",
                  "US or SS": "US or SS"}
     table: dict[int, str] = {}
-    for tag, entry in DicomDictionary.items():
-        vr = entry[0]
+    for tag, (vr, _keyword) in TAGS.items():
         table[tag] = ambiguous.get(vr, vr)
-    repeaters: list[tuple[int, int, str]] = []
-    for key, entry in RepeatersDictionary.items():
-        mask = int("".join("0" if c == "x" else "F" for c in key), 16)
-        value = int(key.replace("x", "0"), 16)
-        repeaters.append((mask, value, ambiguous.get(entry[0], entry[0])))
-    return table, tuple(repeaters)
+    repeaters = tuple((mask, value, ambiguous.get(vr, vr)) for mask, value, vr, _kw in REPEATERS)
+    return table, repeaters
 
 
 IMPLICIT_VRS, _REPEATERS = _build_implicit_vrs()

@@ -55,9 +55,8 @@ from dataclasses import dataclass, field
 from enum import IntFlag, StrEnum
 from functools import cache
 
-from pydicom.datadict import DicomDictionary, keyword_for_tag
-
 from dicomguard.dicomfile import Header, RawElement, decode_text, text_values
+from dicomguard.dicomfile.dictionary import TAGS, keyword_for_tag
 from dicomguard.models import Severity
 
 from .heuristics import Detector, Identity, find_spans, scan_text
@@ -347,8 +346,8 @@ def _public_table(options: frozenset[str]) -> dict[int, _Entry]:
     detectors are the free-text detectors that apply to it (when its VR is a text VR)."""
     rules = table()
     out: dict[int, _Entry] = {}
-    for tag, entry in DicomDictionary.items():
-        out[tag] = _entry_for(rules.action_for(tag, options), tag, entry[0], entry[4])
+    for tag, (vr, keyword) in TAGS.items():
+        out[tag] = _entry_for(rules.action_for(tag, options), tag, vr, keyword)
     return out
 
 
