@@ -10,8 +10,10 @@ these tests are skipped when it was not (the reader then always uses the Python 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,24 +56,30 @@ needs_c = pytest.mark.skipif(
     reason="C accelerator not built (or DICOMGUARD_PURE_PYTHON set): nothing to compare")
 
 
+_C_NAMES = ("_SCAN", "_META", "_SELECT")
+_C_FUNCTIONS = {name: getattr(reader_module, name) for name in _C_NAMES}
+
+
 @contextmanager
-def _pure_python() -> Iterator[None]:
-    saved = reader_module._SCAN
-    reader_module._SCAN = None
+def _use(functions: dict[str, object]) -> Iterator[None]:
+    saved = {name: getattr(reader_module, name) for name in _C_NAMES}
+    for name, fn in functions.items():
+        setattr(reader_module, name, fn)
     try:
         yield
     finally:
-        reader_module._SCAN = saved
+        for name, fn in saved.items():
+            setattr(reader_module, name, fn)
+
+
+def _pure_python() -> contextlib.AbstractContextManager[None]:
+    return _use(dict.fromkeys(_C_NAMES))
 
 
 def _both(data: bytes, total: int | None = None, **kw: int) -> tuple[Header, Header]:
-    assert _SCAN is not None, "C accelerator not loaded"
-    saved = reader_module._SCAN
-    reader_module._SCAN = _SCAN
-    try:
+    assert all(_C_FUNCTIONS.values()), "C accelerator not loaded"
+    with _use(_C_FUNCTIONS):
         accelerated = read_header(BytesSource(data, total_size=total), **kw)  # type: ignore[arg-type]
-    finally:
-        reader_module._SCAN = saved
     with _pure_python():
         pure = read_header(BytesSource(data, total_size=total), **kw)  # type: ignore[arg-type]
     return accelerated, pure
@@ -226,8 +234,81 @@ def test_the_c_loop_does_the_work() -> None:
 
 def test_pure_python_switch() -> None:
     # DICOMGUARD_PURE_PYTHON=1 makes the reader use its Python loop only
-    code = "from dicomguard.dicomfile import reader; print(reader._SCAN is None)"
+    code = ("from dicomguard.dicomfile import reader; "
+            "print(reader._SCAN is None and reader._META is None and reader._SELECT is None)")
     env = {**os.environ, "DICOMGUARD_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "True"
+
+
+def _python_meta(data: bytes, pos: int, max_elements: int) -> object:
+    buf = reader_module._Buffer(BytesSource(data), None)
+    with _pure_python():
+        return reader_module._fast_meta(buf, pos, max_elements)
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0x0002, 0x0002, 0x0002, 0x0008]),
+                          st.integers(0, 0xFFFF),
+                          st.sampled_from([b"UL", b"OB", b"UI", b"SQ", b"UN", b"ZZ", b"ui"]),
+                          st.binary(max_size=24)), max_size=8),
+       st.integers(0, 12), st.integers(0, 40))
+def test_meta_same_as_python(parts: list[tuple[int, int, bytes, bytes]], max_elements: int,
+                             cut: int) -> None:
+    # the C meta() against _fast_meta on meta groups with odd VRs, wrong groups, cut short
+    out = b""
+    for group, elem, vr, value in parts:
+        if vr in (b"OB", b"SQ", b"UN"):
+            out += struct.pack("<HH2sHI", group, elem, vr, 0, len(value)) + value
+        else:
+            out += struct.pack("<HH2sH", group, elem, vr, len(value)) + value
+    data = b"\0" * 128 + b"DICM" + out[:max(0, len(out) - cut)]
+    meta_c = _C_FUNCTIONS["_META"]
+    assert callable(meta_c)
+    expected = _python_meta(data, 132, max_elements)
+    got = meta_c(data, 132, max_elements, reader_module.Element)
+    assert got == expected
+    if got is not None:
+        assert all(type(e) is reader_module.Element for e in got[0])
+
+
+_RECORD = st.tuples(st.just(()), st.sampled_from([0x00100010, 0x00080060, 0x00091010, 0x7FE00010]),
+                    st.sampled_from(["PN", "LO", "CS", "UN", "SQ"]), st.integers(0, 3),
+                    st.integers(0, 3), st.integers(0, 3), st.none())
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_RECORD, max_size=20), st.frozensets(st.sampled_from([0x00080060, 0x00091010])),
+       st.frozensets(st.sampled_from(["LO", "PN", "UN"])))
+def test_select_same_as_python(records: list[tuple[object, ...]], quiet: frozenset[int],
+                               keep: frozenset[str]) -> None:
+    select_c = _C_FUNCTIONS["_SELECT"]
+    assert callable(select_c)
+    with _pure_python():
+        expected = reader_module.select_records(records, quiet, keep)  # type: ignore[arg-type]
+    assert select_c(records, quiet, keep) == expected
+    assert select_c(records, set(quiet), set(keep)) == expected
+
+
+@needs_c
+def test_select_on_real_headers() -> None:
+    from dicomguard.phi.inspector import Inspector
+
+    inspector = Inspector()
+    select_c = _C_FUNCTIONS["_SELECT"]
+    assert callable(select_c)
+    for path in FILES[:60]:
+        records, _data = read_header(path).raw_elements()
+        with _pure_python():
+            expected = reader_module.select_records(records, inspector._quiet,
+                                                    inspector_scan_vrs())
+        assert select_c(records, inspector._quiet, inspector_scan_vrs()) == expected
+
+
+def inspector_scan_vrs() -> frozenset[str]:
+    from dicomguard.phi import inspector
+
+    return inspector._SCAN_VRS

@@ -21,6 +21,7 @@ from .reader import (
     RawElement,
     raw_records,
     read_header,
+    select_records,
 )
 from .sources import ByteSource, BytesSource, FileSource, as_source
 from .values import (
@@ -52,5 +53,6 @@ __all__ = [
     "decode_text",
     "raw_records",
     "read_header",
+    "select_records",
     "text_values",
 ]

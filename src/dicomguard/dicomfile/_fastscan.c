@@ -13,6 +13,10 @@
  *
  * Every read is bounds-checked against the current buffer (a bytes object from buf.data,
  * fetched again after every buf.need() call).
+ *
+ * meta() does the same for the file meta group (reader._fast_meta), and select() is the
+ * first pass of the PHI inspector over raw records (phi.inspector); each mirrors a Python
+ * function that stays the reference (tests compare them).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -590,8 +594,177 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(LOO)", c.here, c.signed_pixels ? Py_True : Py_False, Py_None);
 }
 
+PyDoc_STRVAR(meta_doc,
+"meta(data, pos, max_elements, element_type) -> (elements, records, pos) or None\n\n"
+"The file meta group from pos as reader._fast_meta reads it: plain explicit VR little\n"
+"endian elements of group 0002, all inside data. elements are element_type instances\n"
+"(path, tag, vr, value, start, length, creator), records the raw records (path, tag, vr,\n"
+"start, stop, length, creator); pos is where the data set starts. None where _fast_meta\n"
+"gives None (an unknown VR, a sequence, data running out, more than max_elements).");
+
+static PyObject *
+meta(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "meta() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    PyObject *etype = args[3];
+    if (!PyBytes_Check(data) || !PyType_Check(etype) ||
+        !PyType_IsSubtype((PyTypeObject *)etype, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "meta(): bad argument types");
+        return NULL;
+    }
+    long long pos = PyLong_AsLongLong(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t max_elements = PyLong_AsSsize_t(args[2]);
+    if (max_elements == -1 && PyErr_Occurred())
+        return NULL;
+    if (pos < 0) {
+        PyErr_SetString(PyExc_ValueError, "meta(): negative position");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(data);
+    long long size = (long long)PyBytes_GET_SIZE(data);
+    PyObject *out = PyList_New(0);
+    PyObject *raw = PyList_New(0);
+    PyObject *empty = PyTuple_New(0);
+    if (out == NULL || raw == NULL || empty == NULL)
+        goto error;
+    for (;;) {
+        if (pos + 8 > size)
+            goto none;
+        const unsigned char *q = p + pos;
+        unsigned int group = u16(q, 0), elem = u16(q + 2, 0);
+        if (group != 0x0002) {
+            PyObject *result = Py_BuildValue("(OOL)", out, raw, pos);
+            Py_DECREF(out);
+            Py_DECREF(raw);
+            Py_DECREF(empty);
+            return result;
+        }
+        if (PyList_GET_SIZE(out) >= max_elements)
+            goto none;
+        int vri = vr_index(q[4], q[5]);
+        if (vri < 0)
+            goto none;
+        long long length, start;
+        if (vr_long[vri]) {
+            if (vri == vr_sq || pos + 12 > size)
+                goto none;
+            length = u32(q + 8, 0);
+            start = pos + 12;
+        } else {
+            length = u16(q + 6, 0);
+            start = pos + 8;
+        }
+        long long stop = start + length;
+        if (stop > size)
+            goto none;
+        PyObject *fields = Py_BuildValue(
+            "(OkOy#LLO)", empty, 0x00020000UL | elem, vr_str[vri], (const char *)(p + start),
+            (Py_ssize_t)length, start, length, Py_None);
+        if (fields == NULL)
+            goto error;
+        /* what tuple.__new__(etype, fields) does for a tuple subclass */
+        PyObject *element = ((PyTypeObject *)etype)->tp_alloc((PyTypeObject *)etype, 7);
+        if (element == NULL) {
+            Py_DECREF(fields);
+            goto error;
+        }
+        for (Py_ssize_t k = 0; k < 7; k++) {
+            PyObject *field = PyTuple_GET_ITEM(fields, k);
+            Py_INCREF(field);
+            PyTuple_SET_ITEM(element, k, field);
+        }
+        Py_DECREF(fields);
+        int failed = PyList_Append(out, element);
+        Py_DECREF(element);
+        if (failed < 0)
+            goto error;
+        PyObject *record = Py_BuildValue("(OkOLLLO)", empty, 0x00020000UL | elem, vr_str[vri],
+                                         start, stop, length, Py_None);
+        if (record == NULL)
+            goto error;
+        failed = PyList_Append(raw, record);
+        Py_DECREF(record);
+        if (failed < 0)
+            goto error;
+        pos = stop;
+    }
+none:
+    Py_DECREF(out);
+    Py_DECREF(raw);
+    Py_DECREF(empty);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(out);
+    Py_XDECREF(raw);
+    Py_XDECREF(empty);
+    return NULL;
+}
+
+PyDoc_STRVAR(select_doc,
+"select(records, quiet, keep_vrs) -> list\n\n"
+"The raw records (path, tag, vr, start, stop, ...) that have a value (start != stop) and\n"
+"whose tag is not in the set quiet unless their VR is in keep_vrs: the PHI inspector's\n"
+"first pass, as [r for r in records if r[3] != r[4] and (r[1] not in quiet or r[2] in\n"
+"keep_vrs)].");
+
+static PyObject *
+select_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "select() takes 3 arguments");
+        return NULL;
+    }
+    PyObject *records = args[0], *quiet = args[1], *keep = args[2];
+    if (!PyList_Check(records) || !PyAnySet_Check(quiet) || !PyAnySet_Check(keep)) {
+        PyErr_SetString(PyExc_TypeError, "select(): bad argument types");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *rec = PyList_GET_ITEM(records, i);
+        if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) < 5) {
+            PyErr_SetString(PyExc_TypeError, "select(): a record is not a raw record tuple");
+            goto error;
+        }
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(rec, 3), PyTuple_GET_ITEM(rec, 4),
+                                            Py_EQ);
+        if (same < 0)
+            goto error;
+        if (same)
+            continue;
+        int hidden = PySet_Contains(quiet, PyTuple_GET_ITEM(rec, 1));
+        if (hidden < 0)
+            goto error;
+        if (hidden) {
+            int kept = PySet_Contains(keep, PyTuple_GET_ITEM(rec, 2));
+            if (kept < 0)
+                goto error;
+            if (!kept)
+                continue;
+        }
+        if (PyList_Append(out, rec) < 0)
+            goto error;
+    }
+    return out;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL, scan_doc},
+    {"meta", (PyCFunction)(void (*)(void))meta, METH_FASTCALL, meta_doc},
+    {"select", (PyCFunction)(void (*)(void))select_records, METH_FASTCALL, select_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,6 +33,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple
 
 from dicomguard.errors import DicomFileError
@@ -65,6 +66,7 @@ __all__ = [
     "implicit_vr_fallback",
     "raw_records",
     "read_header",
+    "select_records",
 ]
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -775,22 +777,37 @@ _PLAIN_IMPLICIT_VRS = {t: v for t, v in IMPLICIT_VRS.items() if v != "US or SS"}
 _Path = tuple[tuple[int, int], ...]
 
 
-def _load_scan() -> Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] | None:
-    """The optional C accelerator's ``scan`` (``_fastscan.c``): it reads top-level elements
-    exactly as _FastParser does and returns where the Python loop goes on (see the C file).
-    None when it was not built, or when DICOMGUARD_PURE_PYTHON is set (to 1, yes or true)."""
+def _load_c(name: str) -> Any:
+    """A function of the optional C accelerator (``_fastscan.c``), or None when it was not
+    built, or when DICOMGUARD_PURE_PYTHON is set (to 1, yes or true)."""
     if os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true"):
         return None
     try:
         module = importlib.import_module("dicomguard.dicomfile._fastscan")
     except ImportError:
         return None
-    scan: Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] = module.scan
-    return scan
+    return getattr(module, name, None)
 
 
-#: The C accelerator of _FastParser's loop, or None (pure Python; tests set it to None).
-_SCAN = _load_scan()
+#: The C accelerator of _FastParser's loop: it reads top-level elements exactly as
+#: _FastParser does and returns where the Python loop goes on (see the C file); None: pure
+#: Python (tests set it to None).
+_SCAN: Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] | None = _load_c("scan")
+#: The C twin of _fast_meta (or None), and of select_records' Python loop (or None).
+_META: Callable[..., tuple[list[Element], list[RawElement], int] | None] | None = _load_c("meta")
+_SELECT: Callable[[list[RawElement], AbstractSet[int], AbstractSet[str]], list[RawElement]
+                  ] | None = _load_c("select")
+
+
+def select_records(records: list[RawElement], quiet: AbstractSet[int],
+                   keep_vrs: AbstractSet[str]) -> list[RawElement]:
+    """The raw records that have a value and whose tag is not in ``quiet`` unless their VR
+    is in ``keep_vrs`` (the PHI inspector's first pass; in C when the accelerator is built).
+    ``quiet`` and ``keep_vrs`` must be sets or frozensets."""
+    select = _SELECT
+    if select is not None:
+        return select(records, quiet, keep_vrs)
+    return [r for r in records if r[3] != r[4] and (r[1] not in quiet or r[2] in keep_vrs)]
 
 
 class _FastParser:
@@ -1195,6 +1212,9 @@ def _fast_meta(buf: _Buffer, pos: int, max_elements: int
     """The meta group (as Elements and as raw records into ``buf.data``) when it is plain
     explicit VR LE with everything in the buffer, else None (then _Parser.meta reads it)."""
     data = buf.data
+    meta_c = _META
+    if meta_c is not None:
+        return meta_c(data, pos, max_elements, Element)
     size = len(data)
     out: list[Element] = []
     raw: list[RawElement] = []

@@ -54,8 +54,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag, StrEnum
 from functools import cache
+from hashlib import blake2b
 
-from dicomguard.dicomfile import Header, RawElement, decode_text, text_values
+from dicomguard.dicomfile import Header, RawElement, decode_text, select_records, text_values
 from dicomguard.dicomfile.dictionary import TAGS, keyword_for_tag
 from dicomguard.models import Severity
 
@@ -428,6 +429,8 @@ def severity_for(categories: Iterable[Category], flags: RiskFlag | int) -> Sever
     return worst
 
 
+#: Identities cached per inspector (see Inspector._identity).
+_IDENTITY_CACHE_ENTRIES = 4096
 _FLAG_ROWS = tuple((int(f), s) for f, s in FLAG_SEVERITY.items())
 #: RiskFlag of every combination of the six flags (enum arithmetic is slow in a hot loop).
 _RISK_FLAGS = tuple(RiskFlag(i) for i in range(64))
@@ -457,6 +460,7 @@ class Inspector:
         #: public tags without an identifying action: an element of one of them matters only
         #: when its VR is one the heuristics scan (grows with _public)
         self._quiet = {tag for tag, (info, _detectors) in self._public.items() if info is None}
+        self._identities: dict[bytes, Identity] = {}
 
     def _slow_public(self, tag: int) -> _Entry:
         """Tags not in the dictionary table (repeating groups, unknown): computed and cached."""
@@ -493,10 +497,9 @@ class Inspector:
             segments.insert(0, header.raw_meta())
         quiet = self._quiet
         for records, data in segments:
-            for rec in records:
+            # skipped: no value (a sequence, or empty), or nothing to look at
+            for rec in select_records(records, quiet, scan_vrs):
                 _path, tag, vr, start, stop, _length, creator = rec
-                if start == stop or (tag in quiet and vr not in scan_vrs):
-                    continue  # no value (a sequence, or empty), or nothing to look at
                 group = tag >> 16
                 if group & 1:
                     if tag & 0xFFFF < 0x1000:
@@ -560,9 +563,7 @@ class Inspector:
         codecs = header.codecs if candidates else ()
         identity = None
         if candidates and (names or ids):
-            identity = Identity.from_values(
-                names=[v for value, vr in names for v in text_values(value, vr, codecs)],
-                ids=[v for value, vr in ids for v in text_values(value, vr, codecs)])
+            identity = self._identity(names, ids, codecs)
         text_findings: dict[tuple[str, str], int] = {}
         text_hits: list[tuple[RawElement, str, Detector, str]] = []
         for rec, value, detectors in candidates:
@@ -589,6 +590,31 @@ class Inspector:
                           flags=risk, severity=severity_for(categories, risk),
                           elements=sum(len(records) for records, _data in segments),
                           hits=hits, private_creators=frozenset(creators))
+
+    def _identity(self, names: list[tuple[bytes, str]], ids: list[tuple[bytes, str]],
+                  codecs: tuple[str, ...]) -> Identity:
+        """The patient's own identity from the raw name and ID values, cached per distinct
+        values: the files of a series repeat them. Keyed by a BLAKE2b digest (no value is
+        kept as a key); the cache is emptied at _IDENTITY_CACHE_ENTRIES."""
+        h = blake2b(digest_size=16, person=b"identity")
+        for value, vr in names:
+            h.update(b"n%d:%s:" % (len(value), vr.encode()))
+            h.update(value)
+        for value, vr in ids:
+            h.update(b"i%d:%s:" % (len(value), vr.encode()))
+            h.update(value)
+        h.update("\\".join(codecs).encode())
+        key = h.digest()
+        cache = self._identities
+        identity = cache.get(key)
+        if identity is None:
+            identity = Identity.from_values(
+                names=[v for value, vr in names for v in text_values(value, vr, codecs)],
+                ids=[v for value, vr in ids for v in text_values(value, vr, codecs)])
+            if len(cache) >= _IDENTITY_CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = identity
+        return identity
 
     def _keyword(self, tag: int, creator: str | None) -> str:
         if tag >> 16 & 1:
