@@ -1,7 +1,7 @@
 """Benchmark: dicomguard's PHI audit against pydicom and a raw 4 KB read, on the same corpus.
 
     .venv/bin/python bench/bench_audit.py                 # 20,000 files, prints files/s + ratios
-    .venv/bin/python bench/bench_audit.py --files 50000 --revisit 10
+    .venv/bin/python bench/bench_audit.py --files 50000 --memory-files 200000
 
 The corpus is built in a temporary folder from pydicom's and pydicom-data's bundled files (all
 modalities, files up to 1.2 MB): each source file is written in a few variants with invented
@@ -20,11 +20,11 @@ each (and every round's files/s): other work on a shared machine only ever slows
 Besides wall-clock files/s, the single-process rows show files per CPU second (the
 per-core figure, less sensitive to other load); the ratio is printed for both.
 
-Memory: ``--revisit K`` audits the corpus K times in one process, mixing the pass number into
-the patient/study/series/institution/device hashes (so every pass brings new distinct
-identities, as a bigger archive would); peak RSS is shown for 1 and K passes and extrapolated
-linearly to 1,000,000 files. The walk and the queues are bounded; only the distinct-hash sets
-grow. Prints ratios; it is not a timed test.
+Memory: ``--memory-files N`` (default 1,000,000) audits N files in one process (passes over
+the corpus), giving every file a patient, study, series, institution and device of its own
+(the worst case for the distinct counts: a real archive repeats them across a series) and
+a folder key per pass; peak RSS is shown for one pass and for N files, measured, not
+extrapolated. Prints ratios; it is not a timed test.
 """
 
 from __future__ import annotations
@@ -167,25 +167,34 @@ def worker_raw(root: str) -> dict[str, float]:
     return {"files": n, "seconds": dt, "peak_mb": _peak_mb()}
 
 
-def worker_revisit(root: str, passes: int) -> dict[str, float]:
+def worker_memory(root: str, files: int) -> dict[str, float]:
+    """Audit ``files`` files (passes over the corpus) in one process, the serial run_audit
+    loop, with every file given a patient, study, series, institution and device of its own
+    (its hashes XORed with a per-file mix): the worst case for the distinct-hash sets."""
     from dicomguard.audit import AuditContext, AuditSummary, audit_file, iter_files
 
     ctx = AuditContext()
     summary = AuditSummary()
     t = time.perf_counter()
-    mix = [0x9E3779B97F4A7C15 * (k + 1) & 0xFFFFFFFFFFFFFFFF for k in range(passes)]
-    for k in range(passes):
-        m = mix[k]
+    n = 0
+    k = 0
+    while n < files:
         for path, folder in iter_files([root]):
+            if n >= files:
+                break
             fa = audit_file(path, ctx)
+            m = (0x9E3779B97F4A7C15 * (n + 1)) & 0xFFFFFFFFFFFFFFFF
             for name in ("patient", "study", "series", "institution", "device"):
                 h = getattr(fa, name)
                 if h is not None:
-                    setattr(fa, name, (h ^ m) & 0xFFFFFFFFFFFFFFFF)
+                    setattr(fa, name, h ^ m)
             summary.add(fa, f"{folder}#{k}")
+            n += 1
+        k += 1
     dt = time.perf_counter() - t
     return {"files": summary.files_seen, "seconds": dt, "peak_mb": _peak_mb(),
-            "series": len(summary.series), "patients": len(summary.patients)}
+            "series": len(summary.series), "patients": len(summary.patients),
+            "folders": len(summary.folders)}
 
 
 def _run_worker(args: list[str]) -> dict[str, float]:
@@ -201,7 +210,8 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=6, help="planted variants per source")
     ap.add_argument("--copy", action="store_true", help="copy instead of hard-linking")
     ap.add_argument("--pydicom-sample", type=int, default=4000)
-    ap.add_argument("--revisit", type=int, default=10, help="passes for the memory test")
+    ap.add_argument("--memory-files", type=int, default=1_000_000,
+                    help="files audited (passes over the corpus) for the memory test; 0: skip")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of the timed runs; the best round of each is shown")
     ap.add_argument("--keep", type=Path, help="build (or reuse) the corpus here")
@@ -220,7 +230,7 @@ def main() -> None:
         elif kind == "raw":
             res = worker_raw(root)
         else:
-            res = worker_revisit(root, int(rest[0]))
+            res = worker_memory(root, int(rest[0]))
         print(json.dumps(res))
         return
 
@@ -281,18 +291,16 @@ def main() -> None:
               f"{os.cpu_count()} CPUs here)")
         print(f"audit / raw 4 KB read:       {a1 / rate['raw 4 KB read']:.2f}")
 
-        if args.revisit > 1:
-            one = _run_worker(["revisit", str(root), "1"])
-            many = _run_worker(["revisit", str(root), str(args.revisit)])
-            per_file_kb = (many["peak_mb"] - one["peak_mb"]) * 1024 / max(
-                1.0, many["files"] - one["files"])
-            at_1m = one["peak_mb"] + per_file_kb * (1_000_000 - one["files"]) / 1024
-            print(f"\nmemory: {int(one['files'])} files -> {one['peak_mb']:.1f} MB peak; "
-                  f"{int(many['files'])} files ({args.revisit} passes, every pass new "
-                  f"patients/studies/series) -> {many['peak_mb']:.1f} MB peak")
-            print(f"        growth {per_file_kb:.3f} KB per file (distinct series: "
-                  f"{int(many['series'])}); extrapolated to 1,000,000 files: {at_1m:.0f} MB "
-                  f"(goal < 200 MB)")
+        if args.memory_files > 0:
+            small = _run_worker(["memory", str(root), str(n)])
+            big = _run_worker(["memory", str(root), str(args.memory_files)])
+            print("\nmemory (one process, every file a new patient/study/series/institution/"
+                  "device: the worst case for the distinct counts):")
+            for r in (small, big):
+                print(f"  {int(r['files']):>9,} files: peak RSS {r['peak_mb']:6.1f} MB  "
+                      f"({int(r['patients']):,} patients, {int(r['series']):,} series, "
+                      f"{int(r['folders']):,} folders; {r['files'] / r['seconds']:.0f} files/s)")
+            print("  goal: < 200 MB at 1,000,000 files")
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -11,10 +11,11 @@ An :class:`AuditSummary` adds files up (:meth:`AuditSummary.add`) and merges wit
 merges the partial summaries, a network probe summarises the samples of a share the same way.
 Merging is associative and commutative, so ``merge`` of partial summaries equals one pass.
 
-Memory is bounded by what is distinct, never by the number of files: sets of 64-bit ints for
-patients, studies, series, institutions and devices (about 60-70 bytes each in CPython: a
-million distinct series is ~70 MB), and tables capped at :data:`MAX_KEYS` entries
-(attribute keywords, reasons) and :data:`MAX_FOLDERS` folders, overflowing into "(other)".
+Memory is bounded by what is distinct, never by the number of files: the 64-bit hashes of
+patients, studies, series, institutions and devices (and of patients per folder) are
+:class:`~.hashset.HashSet` objects, which hold large counts at 8 bytes a hash (a million
+distinct series is ~8 MB), and tables are capped at :data:`MAX_KEYS` entries (attribute
+keywords, reasons) and :data:`MAX_FOLDERS` folders, overflowing into "(other)".
 
 What the summary keeps that is PHI-ish, and how reports use it: the study date range is kept
 as YYYYMMDD but shown as year-month unless ``--show-phi``; institution and device *names* are
@@ -33,6 +34,8 @@ from functools import cache
 from dicomguard.dicomfile import Header, decode_text
 from dicomguard.models import Severity
 from dicomguard.phi.inspector import Inspection, RiskFlag
+
+from .hashset import HashSet
 
 __all__ = [
     "MAX_FOLDERS",
@@ -213,11 +216,11 @@ class AuditSummary:
     bytes_seen: int = 0
     bytes_dicom: int = 0
     phi_files: int = 0                 # DICOM files with at least one PHI attribute/finding
-    patients: set[int] = field(default_factory=set)
-    studies: set[int] = field(default_factory=set)
-    series: set[int] = field(default_factory=set)
-    institutions: set[int] = field(default_factory=set)
-    devices: set[int] = field(default_factory=set)
+    patients: HashSet = field(default_factory=HashSet)
+    studies: HashSet = field(default_factory=HashSet)
+    series: HashSet = field(default_factory=HashSet)
+    institutions: HashSet = field(default_factory=HashSet)
+    devices: HashSet = field(default_factory=HashSet)
     files_without_patient: int = 0
     modalities: Counter[str] = field(default_factory=Counter)
     study_date_min: str | None = None
@@ -228,7 +231,7 @@ class AuditSummary:
     categories: Counter[str] = field(default_factory=Counter)        # category -> files
     flags: Counter[str] = field(default_factory=Counter)             # flag label -> files
     severities: Counter[str] = field(default_factory=Counter)        # severity name -> files
-    folders: dict[str, set[int]] = field(default_factory=dict)       # folder -> patients
+    folders: dict[str, HashSet] = field(default_factory=dict)        # folder -> patients
     folder_files: Counter[str] = field(default_factory=Counter)      # folder -> DICOM files
     walk_errors: Counter[str] = field(default_factory=Counter)
     institution_names: Counter[str] = field(default_factory=Counter)  # show_phi only
@@ -320,9 +323,9 @@ class AuditSummary:
         if patients is None:
             if len(folders) >= MAX_FOLDERS:
                 folder = OTHER
-                patients = folders.setdefault(OTHER, set())
+                patients = folders.setdefault(OTHER, HashSet())
             else:
-                patients = folders[folder] = set()
+                patients = folders[folder] = HashSet()
         self.folder_files[folder] += 1
         if patient is not None:
             patients.add(patient)
@@ -373,7 +376,7 @@ class AuditSummary:
             key = folder
             if key not in self.folders and len(self.folders) >= MAX_FOLDERS:
                 key = OTHER
-            self.folders.setdefault(key, set()).update(patients)
+            self.folders.setdefault(key, HashSet()).update(patients)
             self.folder_files[key] += other.folder_files.get(folder, 0)
         return self
 
