@@ -20,7 +20,7 @@ a source that ends early gives ``truncated=True``. Work is bounded: at most ``ma
 elements, nesting at most :data:`MAX_DEPTH`, and never more bytes than the source holds (or
 ``max_bytes``); every step moves forward, so no structure can make it loop.
 
-Speed: one pass with ``struct.unpack_from`` over a bytes buffer grown on demand from a 32 KiB
+Speed: one pass with ``struct.unpack_from`` over a bytes buffer grown on demand from an 8 KiB
 first read; a record is a tuple (NamedTuple); the tag -> VR table for implicit VR comes from
 the project's generated data dictionary (:mod:`.dictionary`), so pydicom is never imported.
 """
@@ -72,7 +72,7 @@ __all__ = [
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_DEPTH = 64
 DEFAULT_MAX_ELEMENTS = 1_000_000
-INITIAL_READ = 32 * 1024
+INITIAL_READ = 8 * 1024
 #: Read well-formed data sets with _FastParser (tests switch it off to compare the two).
 _FAST_PATH = True
 #: Upper bound of the inflated size of a deflated data set read for its header.

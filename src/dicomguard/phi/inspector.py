@@ -429,6 +429,8 @@ def severity_for(categories: Iterable[Category], flags: RiskFlag | int) -> Sever
     return worst
 
 
+#: Padding bytes of text values (as ints: bytes index to ints).
+_PAD = frozenset(b" \x00")
 #: Identities cached per inspector (see Inspector._identity).
 _IDENTITY_CACHE_ENTRIES = 4096
 _FLAG_ROWS = tuple((int(f), s) for f, s in FLAG_SEVERITY.items())
@@ -515,7 +517,7 @@ class Inspector:
                         creators.add(creator)
                     if vr in scan_vrs:
                         value = data[start:stop]
-                        if not value.strip(b" \x00"):
+                        if value[0] in _PAD and not value.strip(b" \x00"):
                             continue
                         if stop - start >= 3:
                             candidates.append((rec, value, all_detectors))
@@ -538,7 +540,9 @@ class Inspector:
                         ids.append((data[start:stop], vr))
                 if info is None:
                     continue
-                if vr in text_vrs and not data[start:stop].strip(b" \x00"):
+                # padding only is no value (only a value that starts with padding can be)
+                if vr in text_vrs and data[start] in _PAD and not data[start:stop].strip(
+                        b" \x00"):
                     continue
                 kw, action, cat = info
                 attributes[kw] = attributes.get(kw, 0) + 1
