@@ -33,7 +33,7 @@ from functools import cache
 
 from dicomguard.dicomfile import Header, decode_text
 from dicomguard.models import Severity
-from dicomguard.phi.inspector import Inspection, RiskFlag
+from dicomguard.phi.inspector import Category, Inspection, RiskFlag
 
 from .hashset import HashSet
 
@@ -122,58 +122,38 @@ class FileAudit:
                 f"{self.inspection.severity.name if self.inspection else None})")
 
 
-_PATIENT_ID = 0x00100020
-_ISSUER = 0x00100021
-_PATIENT_NAME = 0x00100010
-_BIRTH_DATE = 0x00100030
-_STUDY_UID = 0x0020000D
-_SERIES_UID = 0x0020000E
-_MODALITY = 0x00080060
-_STUDY_DATE = 0x00080020
 _INSTITUTION = 0x00080080
-_MANUFACTURER = 0x00080070
-_MODEL = 0x00081090
-_SERIAL = 0x00181000
-_STATION = 0x00081010
-
-
-def _raw(header: Header, tag: int) -> bytes:
-    value = header.value(tag)
-    if value is None:
-        return b""
-    return value.strip(b" \x00")
+#: The top-level attributes the facts come from, in the order file_facts unpacks them:
+#: PatientID, IssuerOfPatientID, PatientName, PatientBirthDate, StudyInstanceUID,
+#: SeriesInstanceUID, Modality, StudyDate, InstitutionName, Manufacturer,
+#: ManufacturerModelName, DeviceSerialNumber, StationName.
+_FACT_TAGS = (0x00100020, 0x00100021, 0x00100010, 0x00100030, 0x0020000D, 0x0020000E,
+              0x00080060, 0x00080020, _INSTITUTION, 0x00080070, 0x00081090, 0x00181000,
+              0x00081010)
 
 
 def file_facts(header: Header, audit: FileAudit, hasher: Hasher, show_phi: bool) -> None:
     """Fill the hashes, modality, study date (and names with show_phi) from a header."""
-    pid = _raw(header, _PATIENT_ID)
+    (pid, issuer, name, birth, study, series, modality, date, inst, manufacturer, model,
+     serial, station) = header.stripped_values(_FACT_TAGS)
     if pid:
-        audit.patient = hasher(b"id\x00" + pid + b"\x00" + _raw(header, _ISSUER))
-    else:
-        name = _raw(header, _PATIENT_NAME)
-        if name:
-            audit.patient = hasher(b"name\x00" + name.upper() + b"\x00" +
-                                   _raw(header, _BIRTH_DATE))
-    study = _raw(header, _STUDY_UID)
+        audit.patient = hasher(b"id\x00" + pid + b"\x00" + issuer)
+    elif name:
+        audit.patient = hasher(b"name\x00" + name.upper() + b"\x00" + birth)
     if study:
         audit.study = hasher(study)
-    series = _raw(header, _SERIES_UID)
     if series:
         audit.series = hasher(series)
-    modality = _raw(header, _MODALITY)
     if modality:
         text = modality.decode("latin_1").upper()
         audit.modality = text if len(text) <= 16 and text.isprintable() else "(invalid)"
-    date = _raw(header, _STUDY_DATE)
     if len(date) >= 8:
         text = date[:10].decode("latin_1").replace(".", "")[:8]
         if text.isdigit():
             audit.study_date = text
-    inst = _raw(header, _INSTITUTION)
     if inst:
         audit.institution = hasher(inst.upper())
-    device_parts = (_raw(header, _MANUFACTURER), _raw(header, _MODEL),
-                    _raw(header, _SERIAL) or _raw(header, _STATION))
+    device_parts = (manufacturer, model, serial or station)
     if any(device_parts):
         audit.device = hasher(b"\x00".join(device_parts).upper())
     if show_phi:
@@ -183,6 +163,11 @@ def file_facts(header: Header, audit: FileAudit, hasher: Hasher, show_phi: bool)
         if any(device_parts):
             audit.device_name = " / ".join(decode_text(p, "LO", codecs) for p in device_parts
                                            if p)
+
+
+#: enum member -> its value / name (the enum properties are slow in a per-file loop)
+_CATEGORY_VALUE: dict[Category, str] = {c: c.value for c in Category}
+_SEVERITY_NAME: dict[Severity, str] = {s: s.name for s in Severity}
 
 
 @cache
@@ -304,10 +289,10 @@ class AuditSummary:
             if ins.text_findings:
                 _capped_update(self.text_findings,
                                [f"{kw}\t{det}" for kw, det in ins.text_findings])
-            self.categories.update([c.value for c in ins.categories])
+            self.categories.update([_CATEGORY_VALUE[c] for c in ins.categories])
             if ins.flags:
                 self.flags.update(_flag_labels(ins.flags))
-            self.severities[fa.severity.name] += 1
+            self.severities[_SEVERITY_NAME[fa.severity]] += 1
         if fa.ocr_examined:
             self.ocr_files += 1
             self.ocr_text_files += fa.ocr_text

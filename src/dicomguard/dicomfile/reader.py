@@ -346,6 +346,24 @@ class Header:
             return found[3]
         return self._data[found[3]:found[4]]
 
+    def stripped_values(self, tags: tuple[int, ...]) -> list[bytes]:
+        """The raw values of these top-level (or meta) tags with padding (spaces, NULs)
+        stripped from both ends, b"" for absent ones: ``value(tag)`` for many tags at once."""
+        top = self._top
+        if top is None:
+            top = self._index()
+        data = self._data
+        out: list[bytes] = []
+        for tag in tags:
+            found = top.get(tag)
+            if found is None:
+                out.append(b"")
+            elif isinstance(found, Element):
+                out.append(found[3].strip(b" \x00"))
+            else:
+                out.append(data[found[3]:found[4]].strip(b" \x00"))
+        return out
+
     def __contains__(self, tag: int) -> bool:
         return tag in self._index()
 

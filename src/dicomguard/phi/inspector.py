@@ -50,11 +50,13 @@ it has at least 3 bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag, StrEnum
 from functools import cache
 from hashlib import blake2b
+from typing import Any
 
 from dicomguard.dicomfile import Header, RawElement, decode_text, select_records, text_values
 from dicomguard.dicomfile.dictionary import TAGS, keyword_for_tag
@@ -429,6 +431,9 @@ def severity_for(categories: Iterable[Category], flags: RiskFlag | int) -> Sever
     return worst
 
 
+#: The attributes _flags reads: BurnedInAnnotation, Modality, SOPClassUID,
+#: RecognizableVisualFeatures.
+_FLAG_TAGS = (_BURNED_IN, _MODALITY, _SOP_CLASS, _RECOGNISABLE)
 #: Padding bytes of text values (as ints: bytes index to ints).
 _PAD = frozenset(b" \x00")
 #: Identities cached per inspector (see Inspector._identity).
@@ -436,6 +441,100 @@ _IDENTITY_CACHE_ENTRIES = 4096
 _FLAG_ROWS = tuple((int(f), s) for f, s in FLAG_SEVERITY.items())
 #: RiskFlag of every combination of the six flags (enum arithmetic is slow in a hot loop).
 _RISK_FLAGS = tuple(RiskFlag(i) for i in range(64))
+
+
+#: (quiet tags, scan VRs, text VRs, public table, slow lookup, private keywords, private
+#: keyword lookup, identity name tags, identity ID tags, all detectors, private action,
+#: private category): see walk_records.
+WalkContext = tuple[Any, ...]
+#: (attributes, attribute categories, categories, candidates, names, ids, creators,
+#: annex hits or None): the containers walk_records adds to.
+WalkOutput = tuple[Any, ...]
+
+
+def walk_records(ctx: WalkContext, records: list[RawElement], data: bytes,
+                 out: WalkOutput) -> tuple[int, bool]:
+    """The inspector's pass over one segment's raw records (the reference; the optional C
+    accelerator ``_fastinspect.walk`` does exactly this). Adds to the containers of ``out``;
+    returns (overlay/curve flags, whether a private data element was seen)."""
+    (quiet, scan_vrs, text_vrs, public, slow, private_kw, private_keyword, name_tags,
+     id_tags, all_detectors, private_action, private_category) = ctx
+    attributes, attr_cat, categories, candidates, names, ids, creators, hits = out
+    public_get = public.get
+    flags = 0
+    private_present = False
+    # skipped: no value (a sequence, or empty), or nothing to look at
+    for rec in select_records(records, quiet, scan_vrs):
+        _path, tag, vr, start, stop, _length, creator = rec
+        group = tag >> 16
+        if group & 1:
+            if tag & 0xFFFF < 0x1000:
+                continue
+            private_present = True
+            kw = private_kw.get((tag, creator))
+            if kw is None:
+                kw = private_keyword(tag, creator)
+            if creator:
+                creators.add(creator)
+            if vr in scan_vrs:
+                value = data[start:stop]
+                if value[0] in _PAD and not value.strip(b" \x00"):
+                    continue
+                if stop - start >= 3:
+                    candidates.append((rec, value, all_detectors))
+            attributes[kw] = attributes.get(kw, 0) + 1
+            if hits is not None:
+                hits.append((rec, data[start:stop], kw, private_action, private_category))
+            continue
+        entry = public_get(tag)
+        if entry is None:
+            entry = slow(tag)
+        info, detectors = entry
+        if vr in scan_vrs:
+            if detectors:
+                if stop - start >= 3:
+                    candidates.append((rec, data[start:stop], detectors))
+            elif tag in name_tags:
+                names.append((data[start:stop], vr))
+            elif tag in id_tags:
+                ids.append((data[start:stop], vr))
+        if info is None:
+            continue
+        # padding only is no value (only a value that starts with padding can be)
+        if vr in text_vrs and data[start] in _PAD and not data[start:stop].strip(b" \x00"):
+            continue
+        kw, action, cat = info
+        attributes[kw] = attributes.get(kw, 0) + 1
+        attr_cat[kw] = cat
+        categories.add(cat)
+        if 0x5000 <= group <= 0x60FF:
+            if group >= 0x6000:
+                if tag & 0xFFFF == 0x3000:
+                    flags |= _OVERLAY
+            elif group <= 0x501E:
+                flags |= _CURVE
+        if hits is not None:
+            hits.append((rec, data[start:stop], kw, action, cat))
+    return flags, private_present
+
+
+def _load_walk() -> Callable[[WalkContext, list[RawElement], bytes, WalkOutput],
+                             tuple[int, bool]] | None:
+    """The C twin of walk_records (``_fastinspect.c``), or None when it was not built or
+    DICOMGUARD_PURE_PYTHON is set."""
+    if os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true"):
+        return None
+    try:
+        from dicomguard.phi import _fastinspect  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    walk: Callable[[WalkContext, list[RawElement], bytes, WalkOutput], tuple[int, bool]] = (
+        _fastinspect.walk)
+    return walk
+
+
+#: The C accelerator of walk_records, or None (pure Python; tests switch it).
+_WALK = _load_walk()
 
 
 class Inspector:
@@ -463,6 +562,11 @@ class Inspector:
         #: when its VR is one the heuristics scan (grows with _public)
         self._quiet = {tag for tag, (info, _detectors) in self._public.items() if info is None}
         self._identities: dict[bytes, Identity] = {}
+        #: what walk_records needs besides the records (one tuple: one argument to pass)
+        self._walk_context: WalkContext = (
+            self._quiet, _SCAN_VRS, _TEXT_VRS, self._public, self._slow_public,
+            self._private_kw, self._private_keyword, _IDENTITY_NAME_TAGS, _IDENTITY_ID_TAGS,
+            _ALL_DETECTORS, self._private_action, Category.PRIVATE)
 
     def _slow_public(self, tag: int) -> _Entry:
         """Tags not in the dictionary table (repeating groups, unknown): computed and cached."""
@@ -476,11 +580,7 @@ class Inspector:
         return entry
 
     def inspect(self, header: Header) -> Inspection:
-        public_get = self._public.get
-        scan_vrs = _SCAN_VRS
-        text_vrs = _TEXT_VRS
         detail = self.detail
-        private_kw = self._private_kw
         attributes: dict[str, int] = {}
         attr_cat: dict[str, Category] = {}
         categories: set[Category] = set()
@@ -490,72 +590,19 @@ class Inspector:
         names: list[tuple[bytes, str]] = []
         ids: list[tuple[bytes, str]] = []
         creators: set[str] = set()
-        flags = 0
-        private_present = False
-        all_detectors = _ALL_DETECTORS
+        out = (attributes, attr_cat, categories, candidates, names, ids, creators,
+               annex_hits if detail else None)
         raw, raw_data = header.raw_elements()
         segments = [(raw, raw_data)]
         if header.meta:
             segments.insert(0, header.raw_meta())
-        quiet = self._quiet
+        walk = _WALK if _WALK is not None else walk_records
+        flags = 0
+        private_present = False
         for records, data in segments:
-            # skipped: no value (a sequence, or empty), or nothing to look at
-            for rec in select_records(records, quiet, scan_vrs):
-                _path, tag, vr, start, stop, _length, creator = rec
-                group = tag >> 16
-                if group & 1:
-                    if tag & 0xFFFF < 0x1000:
-                        continue
-                    private_present = True
-                    key = (tag, creator)
-                    kw = private_kw.get(key)
-                    if kw is None:
-                        kw = keyword_of(tag, creator)
-                        if len(private_kw) < 100_000:
-                            private_kw[key] = kw
-                    if creator:
-                        creators.add(creator)
-                    if vr in scan_vrs:
-                        value = data[start:stop]
-                        if value[0] in _PAD and not value.strip(b" \x00"):
-                            continue
-                        if stop - start >= 3:
-                            candidates.append((rec, value, all_detectors))
-                    attributes[kw] = attributes.get(kw, 0) + 1
-                    if detail:
-                        annex_hits.append((rec, data[start:stop], kw, self._private_action,
-                                           Category.PRIVATE))
-                    continue
-                entry = public_get(tag)
-                if entry is None:
-                    entry = self._slow_public(tag)
-                info, detectors = entry
-                if vr in scan_vrs:
-                    if detectors:
-                        if stop - start >= 3:
-                            candidates.append((rec, data[start:stop], detectors))
-                    elif tag in _IDENTITY_NAME_TAGS:
-                        names.append((data[start:stop], vr))
-                    elif tag in _IDENTITY_ID_TAGS:
-                        ids.append((data[start:stop], vr))
-                if info is None:
-                    continue
-                # padding only is no value (only a value that starts with padding can be)
-                if vr in text_vrs and data[start] in _PAD and not data[start:stop].strip(
-                        b" \x00"):
-                    continue
-                kw, action, cat = info
-                attributes[kw] = attributes.get(kw, 0) + 1
-                attr_cat[kw] = cat
-                categories.add(cat)
-                if 0x5000 <= group <= 0x60FF:
-                    if group >= 0x6000:
-                        if tag & 0xFFFF == 0x3000:
-                            flags |= _OVERLAY
-                    elif group <= 0x501E:
-                        flags |= _CURVE
-                if detail:
-                    annex_hits.append((rec, data[start:stop], kw, action, cat))
+            seg_flags, seg_private = walk(self._walk_context, records, data, out)
+            flags |= seg_flags
+            private_present = private_present or seg_private
         if private_present:
             flags |= _PRIVATE_TAGS
             categories.add(Category.PRIVATE)
@@ -620,6 +667,13 @@ class Inspector:
             cache[key] = identity
         return identity
 
+    def _private_keyword(self, tag: int, creator: str | None) -> str:
+        """The keyword of a private element, cached per (tag, creator) (bounded)."""
+        kw = keyword_of(tag, creator)
+        if len(self._private_kw) < 100_000:
+            self._private_kw[(tag, creator)] = kw
+        return kw
+
     def _keyword(self, tag: int, creator: str | None) -> str:
         if tag >> 16 & 1:
             return self._private_kw.get((tag, creator)) or keyword_of(tag, creator)
@@ -628,13 +682,15 @@ class Inspector:
     @staticmethod
     def _flags(header: Header) -> int:
         flags = 0
-        burned = _upper(header, _BURNED_IN)
+        burned, modality, sop_class, recognisable = (
+            v.decode("latin_1").upper() for v in header.stripped_values(_FLAG_TAGS))
         if burned == "YES":
             flags |= _BURNED_IN_FLAG
-        elif not burned and (_upper(header, _MODALITY) in BURNED_IN_MODALITIES or _upper(
-                header, _SOP_CLASS) in SECONDARY_CAPTURE_SOP_CLASSES):
+        elif not burned and (modality in BURNED_IN_MODALITIES or
+                             sop_class in SECONDARY_CAPTURE_SOP_CLASSES):
             flags |= _BURNED_IN_LIKELY
-        if face_risk(header):
+        # face_risk needs CT/MR or RecognizableVisualFeatures YES: most files stop here
+        if (modality in ("CT", "MR") or recognisable == "YES") and face_risk(header):
             flags |= _FACE
         return flags
 
