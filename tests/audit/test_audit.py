@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dicomguard.audit import (
@@ -133,3 +135,37 @@ def test_symlinks_not_followed_unless_asked(tree: Path, tmp_path: Path) -> None:
     assert plain.walk_errors["symbolic link not followed"] == 2
     followed = run_audit([link_root], AuditOptions(follow_symlinks=True)).summary
     assert followed.dicom_files == 9
+
+
+def test_workers_are_forked_only_without_other_threads() -> None:
+    # in a fresh interpreter: the test session may run threads of its own
+    code = """if True:
+        import threading
+        from dicomguard.audit.runner import _mp_context
+        print(_mp_context().get_start_method())
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait)
+        thread.start()
+        print(_mp_context().get_start_method())
+        stop.set()
+        thread.join()
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "fork" and out[1] in ("forkserver", "spawn")
+
+
+def test_parallel_with_a_thread_alive_equals_serial(tree: Path) -> None:
+    # a progress thread makes the runner use forkserver; the result is the same
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        parallel = run_audit([tree], AuditOptions(jobs=3, chunk_size=1), salt=SALT).summary
+    finally:
+        stop.set()
+        thread.join()
+    serial = run_audit([tree], AuditOptions(jobs=1), salt=SALT).summary
+    assert _comparable(parallel) == _comparable(serial)

@@ -11,6 +11,7 @@ Exit codes (docs/audit-format.md): 0 no DICOM file or nothing identifying; 1 low
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import BrokenExecutor
 from pathlib import Path
 from typing import Annotated
@@ -106,13 +107,23 @@ def _run(paths: list[Path], options: AuditOptions, err: Console | None) -> Audit
     if err is None:
         return run_audit(roots, options)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    # refreshed by the audit's own progress calls (several a second), not by a thread: with
+    # no other thread alive, --jobs workers are forked, which is fastest (see runner)
+    with Progress(*columns, console=err, transient=True, auto_refresh=False) as bar:
         task = bar.add_task("auditing", total=None)
 
+        last = 0.0
+
         def update(summary: AuditSummary) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last < 0.1:
+                return
+            last = now
             bar.update(task, description=(
                 f"auditing: {summary.files_seen} files, {summary.dicom_files} DICOM, "
                 f"{len(summary.patients)} patients"))
+            bar.refresh()
 
         return run_audit(roots, options, progress=update)
 
