@@ -216,3 +216,71 @@ def test_value_helpers() -> None:
     assert hdr.text(0x00100010) is None and hdr.values(0x00100010) == []
     raw = read_header(part10(SOP + el(0x00100030, "DA", txt("19700402"))))
     assert raw.date(0x00100030) == datetime.date(1970, 4, 2)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("implicit", [False, True])
+def test_undefined_length_sequence_inside_defined_length_item(fast: bool, implicit: bool,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    # (0008,1110)[defined item: (0008,1199)[undefined SQ, delimiter], PatientName], PatientID:
+    # the inner sequence ends at its delimiter, not at the end of the item around it
+    import io
+
+    import pydicom
+    from dicomfile_corpus import our_elements, pydicom_elements
+
+    from dicomguard.dicomfile import reader
+
+    monkeypatch.setattr(reader, "_FAST_PATH", fast)
+    inner = seq(0x00081199, [item(el(0x00081155, "UI", uid("1.2.3"), implicit=implicit))],
+                undefined=True, implicit=implicit)
+    outer_item = item(inner + el(0x00100010, "PN", txt("Doe^Jo"), implicit=implicit))
+    body = (el(0x00080060, "CS", txt("CT"), implicit=implicit)
+            + seq(0x00081110, [outer_item], undefined=False, implicit=implicit)
+            + el(0x00100020, "LO", txt("ID1"), implicit=implicit))
+    data = part10(body, "1.2.840.10008.1.2" if implicit else "1.2.840.10008.1.2.1")
+    header = read_header(BytesSource(data))
+    assert header.error is None
+    ours = our_elements(header)
+    assert set(ours) == set(pydicom_elements(pydicom.dcmread(io.BytesIO(data))))
+    assert any(len(key[0]) == 2 for key in ours)  # the nested UID was read
+
+
+def test_undefined_length_sequence_missing_its_delimiter_ends_with_its_item() -> None:
+    inner = seq(0x00081199, [item(el(0x00081155, "UI", uid("1.2.3")))], undefined=True)
+    inner = inner[:-8]  # drop the sequence delimitation item
+    body = seq(0x00081110, [item(inner)], undefined=False) + el(0x00100020, "LO", txt("ID1"))
+    for fast in (True, False):
+        from dicomguard.dicomfile import reader
+
+        saved, reader._FAST_PATH = reader._FAST_PATH, fast
+        try:
+            header = read_header(BytesSource(part10(body)))
+        finally:
+            reader._FAST_PATH = saved
+        assert header.error is None
+        assert [(len(e.path), e.tag) for e in header.elements] == [
+            (0, 0x00081110), (1, 0x00081199), (2, 0x00081155), (0, 0x00100020)]
+
+
+@pytest.mark.parametrize("path", ["exact", "fast-python", "fast-c"])
+def test_short_pixel_representation_does_not_read_the_next_element(
+        path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # implicit VR: PixelRepresentation with a 1-byte value followed by bytes that would read
+    # as 1 (signed); a later "US or SS" element must stay US, on every path
+    from dicomguard.dicomfile import reader
+
+    if path == "fast-c" and reader._SCAN is None:
+        pytest.skip("C accelerator not built")  # test_fastscan_c requires it under CI
+    monkeypatch.setattr(reader, "_FAST_PATH", path != "exact")
+    if path == "fast-python":
+        monkeypatch.setattr(reader, "_SCAN", None)
+    # a 1-byte 0x01, then (0400,0005), whose first byte is 0x00: "01 00" would mean signed
+    body = (el(0x00280103, "US", b"\x01", implicit=True)
+            + el(0x04000005, "US", b"\x05\x00", implicit=True)
+            + el(0x00280106, "US", b"\x01\x00", implicit=True))   # SmallestImagePixelValue
+    header = read_header(BytesSource(part10(body, "1.2.840.10008.1.2")))
+    assert header.error is None
+    vrs = {e.tag: e.vr for e in header.elements}
+    assert vrs[0x00280106] == "US"

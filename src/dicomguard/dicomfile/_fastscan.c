@@ -491,7 +491,8 @@ dataset(Ctx *c, long long pos, long long end, PyObject *path, int depth, int kin
                     goto error;
                 if (implicit && utag == 0x00280103UL && kind == 0) {
                     const unsigned char *v = c->p + start;
-                    c->signed_pixels = start + 2 <= c->size &&
+                    /* the value's own first two bytes (never the next element's) */
+                    c->signed_pixels = length >= 2 && start + 2 <= c->size &&
                                        ((v[0] == 1 && v[1] == 0) || (v[0] == 0 && v[1] == 1));
                 }
             }

@@ -642,7 +642,7 @@ class _Parser:
                     continue
                 append(_new_element(Element, (path, tag, vr, b"", start, UNDEFINED_LENGTH,
                                               creator)))
-                pos = self.sequence(start, end, path, tag, depth + 1, sub_mode)
+                pos = self.sequence(start, end, path, tag, depth + 1, sub_mode, undefined=True)
                 data = buf.data
                 size = len(data)
                 continue
@@ -670,8 +670,11 @@ class _Parser:
             pos = stop
 
     def sequence(self, pos: int, end: int | None, path: tuple[tuple[int, int], ...], tag: int,
-                 depth: int, mode: int) -> int:
-        """Read the items of a sequence; returns the position after it."""
+                 depth: int, mode: int, undefined: bool = False) -> int:
+        """Read the items of a sequence; returns the position after it. A defined-length
+        sequence ends at ``end``; an ``undefined``-length one at its delimitation item, or at
+        ``end`` (the end of the item it is in) when that comes first, as the fast paths read
+        it."""
         if depth > MAX_DEPTH:
             raise self._bad(f"sequences nested deeper than {MAX_DEPTH}", pos)
         fmt = "<HHL" if mode != _EXPLICIT_BE else ">HHL"
@@ -680,7 +683,7 @@ class _Parser:
             if end is not None and pos >= end:
                 if pos > end:
                     raise self._bad("item runs past the end of its sequence", pos)
-                return pos
+                return pos  # undefined length: its delimiter is missing; the item ends here
             data = self._need(pos + 8)
             group, elem, length = struct.unpack_from(fmt, data, pos)
             item = group << 16 | elem
@@ -695,7 +698,7 @@ class _Parser:
                     self.dataset(pos + 8, stop, sub, depth, mode, 1)
                     pos = stop
                 index += 1
-            elif item == _SEQ_DELIM and end is None:
+            elif item == _SEQ_DELIM and (undefined or end is None):
                 return pos + 8
             else:
                 raise self._bad(f"expected an item, found ({group:04X},{elem:04X})", pos)
@@ -1184,7 +1187,8 @@ class _FastParser:
                 else:
                     append((path, tag, vr, start, pos, length, None))
                     if tag == 0x00280103 and top:
-                        self.signed_pixels = data[start:start + 2] in _SIGNED
+                        # the value's own first two bytes (never the next element's)
+                        self.signed_pixels = length >= 2 and data[start:start + 2] in _SIGNED
         except _Fallback:
             if top:  # _Parser goes on from the start of this top-level element
                 self.resume = (here, creators)
