@@ -17,11 +17,14 @@ world-writable with anonymous uploads enabled, so an anonymous-write finding is 
 pyftpdlib (`python -m dicomguard.lab.ftp <config.json>`) serves the same kind of tree to one
 user with a password, anonymous refused, MLSD available.
 
-Only invented patients (synthetic.py), only 127.0.0.0/8.
+Only invented patients (synthetic.py), only 127.0.0.0/8; or, for vsftpd in a network namespace
+of the caller's (`netns=`, the FTP benchmark's shaped link), an RFC 2544 benchmark address
+(198.18.0.0/15) inside it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import pwd
@@ -40,13 +43,19 @@ from dicomguard.lab import synthetic
 from dicomguard.lab.servers import (
     DEFAULT_SEED,
     LabError,
+    _alive,
     _Launcher,
+    _Started,
+    _tail,
     _wait_ready,
     in_ci,
     stop_lab,
 )
 
 UPLOAD_DIR = "upload"
+#: vsftpd's passive ports in a namespace of the caller's (nothing else listens there).
+NETNS_PASV = (40000, 40019)
+BENCHMARK_NET = ipaddress.ip_network("198.18.0.0/15")     # RFC 2544
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +88,12 @@ class FtpServer:
     xferlog: Path | None = None
 
 
-def _check_address(address: str) -> None:
-    if not address.startswith("127."):
+def _check_address(address: str, netns: str | None = None) -> None:
+    if netns is not None:
+        if ipaddress.ip_address(address) not in BENCHMARK_NET:
+            raise LabError(f"in a namespace, lab FTP servers bind RFC 2544 benchmark addresses "
+                           f"(198.18.0.0/15) only, not {address!r}")
+    elif not address.startswith("127."):
         raise LabError(f"lab FTP servers bind loopback addresses only, not {address!r}")
 
 
@@ -168,8 +181,7 @@ def _free_port_range(address: str, count: int, start: int = 40000) -> tuple[int,
 
 
 def _vsftpd_config(name_dir: Path, address: str, port: int, root: Path,
-                   pasv: tuple[int, int], writable: bool, ftp_user: str,
-                   extra: dict[str, str] | None = None) -> str:
+                   pasv: tuple[int, int], writable: bool, ftp_user: str) -> str:
     empty = name_dir / "empty"
     empty.mkdir(exist_ok=True)
     os.chmod(empty, 0o755)
@@ -193,18 +205,21 @@ def _vsftpd_config(name_dir: Path, address: str, port: int, root: Path,
         "ssl_enable": "NO", "hide_ids": "NO", "max_clients": "50",
         "idle_session_timeout": "120", "data_connection_timeout": "60",
         "pam_service_name": "vsftpd",
-        **(extra or {}),
     }
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
 def start_vsftpd(state_dir: Path, address: str, port: int, root: Path, *,
                  name: str = "ftp-anon", writable: bool = True, timeout: float = 15.0,
-                 extra: dict[str, str] | None = None) -> FtpServer:
+                 netns: str | None = None) -> FtpServer:
     """vsftpd with anonymous read access to `root` (and anonymous upload to root/upload when
-    `writable`). `extra` adds or overrides vsftpd.conf keys (e.g. anon_max_rate to emulate a
-    slower link). Raises LabError when vsftpd cannot run (see vsftpd_missing)."""
-    _check_address(address)
+    `writable`). Raises LabError when vsftpd cannot run (see vsftpd_missing).
+
+    With `netns`, vsftpd runs in that network namespace (`ip netns exec`, which becomes
+    vsftpd: same pid, stopped alike) on `address`, an RFC 2544 address of the namespace; the
+    namespace is the caller's to create and delete, and no connection from this one is made
+    to it (readiness is read from the namespace's own socket table)."""
+    _check_address(address, netns)
     problem = vsftpd_missing()
     if problem:
         raise LabError(problem)
@@ -217,21 +232,47 @@ def start_vsftpd(state_dir: Path, address: str, port: int, root: Path, *,
     name_dir.mkdir(parents=True, exist_ok=True)
     root = Path(root).resolve()
     os.chmod(root, 0o755)
-    pasv = _free_port_range(address, 20)
+    pasv = _free_port_range(address, 20) if netns is None else NETNS_PASV
     conf = name_dir / "vsftpd.conf"
-    conf.write_text(_vsftpd_config(name_dir, address, port, root, pasv, writable, ftp_user,
-                                   extra))
+    conf.write_text(_vsftpd_config(name_dir, address, port, root, pasv, writable, ftp_user))
     os.chmod(conf, 0o600)
     launcher = _Launcher(state_dir)
-    started = launcher.spawn(name, ["vsftpd", str(conf)], ports=[(address, port)],
+    argv = ["vsftpd", str(conf)]
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    started = launcher.spawn(name, argv, ports=[(address, port)] if netns is None else [],
                              cwd=name_dir)
     try:
-        _wait_ready([started], time.monotonic() + timeout)
+        if netns is None:
+            _wait_ready([started], time.monotonic() + timeout)
+        else:
+            _wait_listening(started, address, port, time.monotonic() + timeout)
     except BaseException:
         stop_lab(state_dir)
         raise
     return FtpServer(name, "vsftpd", address, port, root, started.pid, True,
                      xferlog=name_dir / "xferlog")
+
+
+def _wait_listening(started: _Started, address: str, port: int, deadline: float) -> None:
+    """Until `started` listens on address:port, read from /proc/<pid>/net/tcp: the socket
+    table of the process's own network namespace, which a connection from here cannot reach."""
+    local = f"{int.from_bytes(socket.inet_aton(address), sys.byteorder):08X}:{port:04X}"
+    table = Path(f"/proc/{started.pid}/net/tcp")
+    while True:
+        try:
+            rows = [line.split() for line in table.read_text().splitlines()[1:]]
+        except OSError:
+            rows = []
+        if any(row[1] == local and row[3] == "0A" for row in rows):      # 0A: LISTEN
+            return
+        if not _alive(started.pid, None):
+            raise LabError(f"lab service {started.name} exited during start-up; its log says:"
+                           f"\n{_tail(started.log)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"lab service {started.name} not listening on {address}:{port} "
+                           f"in its namespace in time")
+        time.sleep(0.05)
 
 
 def start_pyftpdlib(state_dir: Path, address: str, port: int, root: Path, *,
