@@ -50,6 +50,12 @@ Measured on the shared 2-CPU box while other CPU benchmarks ran on it (timings a
     1000       12.6 s (426 / 475)    16.8 s (1418 / 1513)   68.8 s (/ 7886)  69.6 s
     100        40.3 s (336 / 480)   125.1 s (1306 / 1491)  661.5 s (/ 7884) 662.2 s
 
+Later, on a quiet box and with the faster audit (inspector pass in C), same command:
+
+    1000        8.8 s (424 / 475)           -              67.0 s (/ 7886)  69.6 s
+    loopback    8.9 s (470)                 -              21.4 s           29.4 s
+    time ratios: 1000 Mbit/s 7.6x (lftp 7.9x); loopback 2.4x (3.3x); bytes 17.8x / 16.0x
+
     time ratios, wget (lftp) / dicomguard 16 KiB: loopback 2.9x and 2.4x (3.4x, 3.6x);
     1000 Mbit/s 5.0x and 5.5x (5.2x, 5.5x); 100 Mbit/s 16.4x (16.4x). 64 KiB: 1.5-2.3x,
     3.6-4.1x, 5.3x. Bytes: 16.0-17.7x fewer received with 16 KiB samples (16.4-16.6x on the
