@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 128
+#: Chunk size with --ocr (seconds a file instead of a tenth of a millisecond).
+OCR_CHUNK_SIZE = 4
 #: Identifier keywords which, found burned into the pixels by OCR, make a file critical.
 _OCR_CRITICAL = frozenset({"PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames",
                            "PatientBirthName", "AccessionNumber", "PatientAddress"})
@@ -322,7 +324,10 @@ def _run_parallel(items: Iterator[tuple[str, str]], opts: AuditOptions, salt: by
                        annex_options=opts.annex_options)
     pending: set[Future[AuditSummary]] = set()
     max_pending = 2 * (opts.jobs - 1)
-    chunks = _chunks(items, max(1, opts.chunk_size))
+    # with OCR a file takes up to seconds: small chunks keep the work balanced and the
+    # progress display (updated as chunks finish) moving
+    chunks = _chunks(items, max(1, min(opts.chunk_size, OCR_CHUNK_SIZE) if opts.ocr
+                                else opts.chunk_size))
     interrupted = False
     try:
         for chunk in chunks:
