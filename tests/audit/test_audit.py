@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from dicomguard.audit import (
     AuditContext,
     AuditOptions,
@@ -169,3 +171,28 @@ def test_parallel_with_a_thread_alive_equals_serial(tree: Path) -> None:
         thread.join()
     serial = run_audit([tree], AuditOptions(jobs=1), salt=SALT).summary
     assert _comparable(parallel) == _comparable(serial)
+
+
+def test_ocr_in_parallel_equals_serial(tmp_path: Path) -> None:
+    # --ocr with --jobs: the burned-in ultrasound text is found the same way in the workers
+    import os
+    import shutil
+
+    import pydicom
+
+    from dicomguard.audit.runner import ocr_unavailable_reason
+
+    reason = ocr_unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    files = Path(pydicom.__file__).parent / "data" / "test_files"
+    for name in ("examples_rgb_color.dcm", "examples_palette.dcm", "CT_small.dcm"):
+        for copy in range(3):
+            (tmp_path / str(copy)).mkdir(exist_ok=True)
+            shutil.copy(files / name, tmp_path / str(copy) / name)
+    serial = run_audit([tmp_path], AuditOptions(jobs=1, ocr=True), salt=SALT).summary
+    parallel = run_audit([tmp_path], AuditOptions(jobs=2, ocr=True), salt=SALT).summary
+    assert _comparable(parallel) == _comparable(serial)
+    assert serial.ocr_files == 6 and serial.ocr_text_files == 6   # the ultrasound files
