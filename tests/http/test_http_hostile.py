@@ -462,3 +462,45 @@ def test_pathological_html_is_parsed_in_linear_time() -> None:
         page_title(blob)
         is_listing(blob)
         assert time.monotonic() - start < 3.0
+
+
+# --- redirects from the root -----------------------------------------------------------------
+
+
+def test_root_redirect_within_the_endpoint_is_followed_once() -> None:
+    # nginx-style "return 302 /viewer/": the viewer is found on the page it lands on
+    routes = {"/": response(302, "", headers={"Location": "/viewer/"}),
+              "/viewer/": response(200, "<html><title>OHIF Viewer</title></html>")}
+    web = FakeWeb(routes)
+    facts, _ = timed(lambda: web)
+    assert [(p.name, p.path) for p in facts.products] == [("OHIF Viewer", "/viewer/")]
+    assert facts.landing == "/viewer/" and facts.summary()["landing"] == "/viewer/"
+    assert [p for p, _ in web.requests].count("/viewer/") == 1
+
+
+def test_root_redirect_to_a_listing_walks_it() -> None:
+    base = "http://127.0.0.1:{port}/data/"
+
+    async def root(writer: asyncio.StreamWriter, path: str, headers: dict[str, str]) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        writer.write(response(301, "", headers={"Location": base.format(port=port)}))
+        await writer.drain()
+
+    routes = {"/": root, "/data/": listing(["ct.dcm", "notes.txt"], title="Index of /data/"),
+              "/data/ct.dcm": response(200, CT, content_type="application/dicom"),
+              "/data/notes.txt": response(200, "nothing", content_type="text/plain")}
+    facts, _ = timed(lambda: FakeWeb(routes))
+    assert facts.listing is not None and facts.listing.path == "/data/"
+    assert facts.listing.walk["dicom_files"] == 1
+    assert failures(facts)["HTTP-004"] == Severity.CRITICAL
+
+
+@pytest.mark.parametrize("location", [
+    "http://127.0.0.2/", "//127.0.0.2/x", "https://127.0.0.1/", "http://example.org/",
+    "javascript:alert(1)", "/a\\\\b", "http://127.0.0.1:1/"])
+def test_root_redirect_off_the_endpoint_is_not_followed(location: str) -> None:
+    web = FakeWeb({"/": response(302, "", headers={"Location": location})})
+    facts, _ = timed(lambda: web)
+    assert facts.landing is None
+    asked = {p for p, _ in web.requests}
+    assert not any(p.startswith(("/x", "/a")) for p in asked)

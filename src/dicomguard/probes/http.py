@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from dicomguard.audit.runner import AuditContext
 from dicomguard.errors import (
@@ -228,6 +228,7 @@ class HttpFacts:
     server: str | None = None              # Server header
     root_status: int | None = None
     title: str | None = None
+    landing: str | None = None             # where / redirects to on this endpoint (path)
     products: tuple[WebProduct, ...] = ()
     orthanc: OrthancFacts | None = None
     dicomweb: tuple[DicomWebFacts, ...] = ()
@@ -267,7 +268,7 @@ class HttpFacts:
     def summary(self) -> dict[str, Any]:
         """PHI-free facts for the Service record and reports."""
         out: dict[str, Any] = {"http": self.reachable, "requests": self.requests}
-        for key in ("scheme", "server", "root_status", "title", "error"):
+        for key in ("scheme", "server", "root_status", "title", "landing", "error"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -447,6 +448,36 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def same_endpoint_path(location: str | None, *, tls: bool, port: int,
+                       names: tuple[str, ...]) -> str | None:
+    """The path (and query) a redirect's Location points to when it stays on this endpoint:
+    relative, or the same scheme, one of ``names`` (the address, the host name) and the same
+    port. None when it leaves the endpoint or is no usable URL: the probe never follows a
+    redirect elsewhere."""
+    if not location or len(location) > 2048 or any(c in location for c in "\r\n\x00\\"):
+        return None
+    try:
+        parts = urlsplit(location.strip())
+        target_port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme or parts.netloc:
+        scheme = "https" if tls else "http"
+        if parts.scheme.lower() != scheme or (parts.hostname or "").lower() not in {
+                n.lower().strip("[]") for n in names}:
+            return None
+        if (target_port or (443 if tls else 80)) != port:
+            return None
+    path = urljoin("/", parts.path or "/")
+    if not path.startswith("/") or path.startswith("//"):
+        return None
+    target = path + ("?" + parts.query if parts.query else "")
+    return quote(target, safe="/?&=%:@!$'()*+,;~-._")   # no space or control in the request
+
+
 def _short(exc: BaseException) -> str:
     if isinstance(exc, ConnectivityError):
         return exc.reason
@@ -506,6 +537,7 @@ class _Prober:
         self.server: str | None = None
         self.root_status: int | None = None
         self.title: str | None = None
+        self.landing: str | None = None
         self.products: list[WebProduct] = []
         self.orthanc: OrthancFacts | None = None
         self.dicomweb: list[DicomWebFacts] = []
@@ -545,7 +577,8 @@ class _Prober:
             endpoint=self.endpoint, reachable=self.reachable,
             scheme=("https" if self.tls_mode else "http") if self.reachable else None,
             tls=self.tls_facts, server=self.server, root_status=self.root_status,
-            title=self.title, products=tuple(self.products), orthanc=self.orthanc,
+            title=self.title, landing=self.landing, products=tuple(self.products),
+            orthanc=self.orthanc,
             dicomweb=tuple(self.dicomweb), listing=self.listing,
             credentials_tried=self.cfg.try_default_credentials,
             credentials=tuple(self.credentials), requests=self.requests,
@@ -558,13 +591,34 @@ class _Prober:
         root = await self.first_contact()
         if root is None:
             return
+        landing = await self.follow_root_redirect(root)
         await self.orthanc_rest()
         await self.dicomweb_roots()
-        await self.pages(root)
+        await self.pages(root, landing)
         if self.cfg.try_default_credentials:
             await self.default_credentials()
-        if self.cfg.walk_listings and root.status == 200 and is_listing(root.body):
-            await self.walk_listing("/", root)
+        page, path = (landing, self.landing) if landing is not None else (root, "/")
+        if (self.cfg.walk_listings and path is not None and page.status == 200
+                and is_listing(page.body)):
+            await self.walk_listing(unquote(path.split("?", 1)[0]), page)
+
+    async def follow_root_redirect(self, root: http.HttpResponse) -> http.HttpResponse | None:
+        """When / redirects within this endpoint (a viewer or a listing under a path: nginx's
+        ``return 302 /viewer/``, Orthanc's /app/explorer.html), GET the target once; its page
+        is looked at like the root's. Redirects to another host, port or scheme are not
+        followed (that endpoint is probed on its own when it is in scope)."""
+        if root.status not in _REDIRECTS:
+            return None
+        names = tuple(n for n in (self.endpoint.address, self.endpoint.hostname) if n)
+        path = same_endpoint_path(root.header("location"), tls=self.tls_mode,
+                                  port=self.endpoint.port, names=names)
+        if path is None or path == "/":
+            return None
+        resp = await self.get(path)
+        if resp is None:
+            return None
+        self.landing = path.split("?", 1)[0][:200]
+        return resp
 
     async def first_contact(self) -> http.HttpResponse | None:
         """GET / over HTTPS and/or HTTP; sets the scheme. None when no HTTP answer came.
@@ -754,14 +808,20 @@ class _Prober:
             attributes_returned=tuple(sorted(_keyword(t) for t in attributes)),
             error=error, phi_sample=tuple(sample))
 
-    async def pages(self, root: http.HttpResponse) -> None:
-        """Viewers and PACS user interfaces by the markers of their pages."""
+    async def pages(self, root: http.HttpResponse,
+                    landing: http.HttpResponse | None = None) -> None:
+        """Viewers and PACS user interfaces by the markers of their pages (the root's, and
+        the page / redirects to on this endpoint)."""
         root_text = root.body[:262144].decode("utf-8", "replace").lower()
         location = (root.header("location") or "").lower()
+        landing_text = ("" if landing is None or landing.status != 200
+                        else landing.body[:262144].decode("utf-8", "replace").lower())
         fetched: dict[str, str] = {}
         for sig in PAGE_SIGNATURES:
             if sig.path is None:
                 text, path = root_text + " " + location, "/"
+                if self.landing and not any(m in text for m in sig.markers):
+                    text, path = landing_text, self.landing
             else:
                 if sig.path not in fetched:
                     resp = await self.get(sig.path)
