@@ -4,7 +4,9 @@ TLS answers, garbage and tarpits (bounded by the timeouts), product identificati
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,6 +23,7 @@ from dicomguard.models import Endpoint, Severity, Status
 from dicomguard.net.connector import Connector
 from dicomguard.net.ftp import (
     RESET_WAIT_MIN,
+    FtpClient,
     FtpReplyError,
     ftp_session,
     parse_list_line,
@@ -33,6 +36,18 @@ from .fakeftp import FakeFtp, Script, hostile
 
 CHECKS = (ftp_001_anonymous_dicom, ftp_002_anonymous_login, ftp_003_no_tls,
           ftp_004_anonymous_writable, ftp_005_vulnerable_version)
+
+
+@contextlib.asynccontextmanager
+async def _anonymous(address: str, script: Script, *,
+                     timeout: float) -> AsyncIterator[FtpClient]:
+    """A FakeFtp serving `script`, and a client logged in to it anonymously."""
+    async with FakeFtp(address, script) as srv:
+        conn = Connector(None, rate=0, per_host=2)
+        async with ftp_session(conn, address, srv.port, timeout=timeout) as client:
+            await client.banner()
+            await client.login("anonymous", "x@y")
+            yield client
 
 
 # -- parsers ----------------------------------------------------------------------------------
@@ -133,17 +148,13 @@ def test_retr_prefix_abort_orders(fake_address: str, abort_replies: bytes) -> No
                     abort_replies=abort_replies)
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                for _ in range(3):                 # stays in step after every abort
-                    data = await client.retr_prefix("/big.dcm", 4096)
-                    assert data == BIG[:4096]
-                assert await client.retr_prefix("/small", 4096) == b"tiny file"
-                assert client.wire_by_command["RETR"] < 3 * 4096 + 3 * 64 * 1024
-                await client.quit()
+        async with _anonymous(fake_address, script, timeout=3) as client:
+            for _ in range(3):                 # stays in step after every abort
+                data = await client.retr_prefix("/big.dcm", 4096)
+                assert data == BIG[:4096]
+            assert await client.retr_prefix("/small", 4096) == b"tiny file"
+            assert client.wire_by_command["RETR"] < 3 * 4096 + 3 * 64 * 1024
+            await client.quit()
 
     asyncio.run(run())
     assert script.commands.count("ABOR") == 3
@@ -166,21 +177,17 @@ def test_reset_answered_by_the_server_needs_no_abor(fake_address: str, reset_rep
                     reset_reply=reset_reply, banner=banner)
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                start = time.monotonic()
-                for _ in range(5):
-                    assert await client.retr_prefix("/big.dcm", 4096) == BIG[:4096]
-                assert time.monotonic() - start < RESET_WAIT_MIN   # never waited for it
-                assert await client.retr_prefix("/small", 4096) == b"tiny file"
-                got = await client.listing("/")                  # CWD after an EPSV ahead
-                assert [e.name for e in got.entries] == ["big.dcm"]
-                assert await client.retr_prefix("/big.dcm", 100) == BIG[:100]
-                assert client.data_connections == 9
-                await client.quit()
+        async with _anonymous(fake_address, script, timeout=3) as client:
+            start = time.monotonic()
+            for _ in range(5):
+                assert await client.retr_prefix("/big.dcm", 4096) == BIG[:4096]
+            assert time.monotonic() - start < RESET_WAIT_MIN   # never waited for it
+            assert await client.retr_prefix("/small", 4096) == b"tiny file"
+            got = await client.listing("/")                  # CWD after an EPSV ahead
+            assert [e.name for e in got.entries] == ["big.dcm"]
+            assert await client.retr_prefix("/big.dcm", 100) == BIG[:100]
+            assert client.data_connections == 9
+            await client.quit()
 
     asyncio.run(run())
     assert "ABOR" not in script.commands and "NOOP" not in script.commands
@@ -197,24 +204,20 @@ def test_next_transfer_started_ahead_taken_over_or_cancelled(fake_address: str) 
                     listing=listing, reset_reply=b"426 Failure writing network stream.\r\n")
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                assert await client.retr_prefix("/big.dcm", 4096, "/b2") == BIG[:4096]
-                assert await client.retr_prefix("/b2", 4096, "/small") == BIG[:4096]
-                assert await client.retr_prefix("/small", 4096, "/missing") == b"tiny file"
-                with pytest.raises(FtpReplyError, match="550"):
-                    await client.retr_prefix("/missing", 4096, None)
-                # started ahead, then not wanted: reset before the listing
-                assert await client.retr_prefix("/big.dcm", 100, "/b2") == BIG[:100]
-                got = await client.listing("/")
-                assert [e.name for e in got.entries] == ["big.dcm"]
-                assert await client.retr_prefix("/big.dcm", 100, "/b2") == BIG[:100]
-                assert client.broken is None
-                await client.quit()                  # the last one ahead is reset first
-                assert client.data_connections == 10     # 8 RETR, MLSD tried, LIST
+        async with _anonymous(fake_address, script, timeout=3) as client:
+            assert await client.retr_prefix("/big.dcm", 4096, "/b2") == BIG[:4096]
+            assert await client.retr_prefix("/b2", 4096, "/small") == BIG[:4096]
+            assert await client.retr_prefix("/small", 4096, "/missing") == b"tiny file"
+            with pytest.raises(FtpReplyError, match="550"):
+                await client.retr_prefix("/missing", 4096, None)
+            # started ahead, then not wanted: reset before the listing
+            assert await client.retr_prefix("/big.dcm", 100, "/b2") == BIG[:100]
+            got = await client.listing("/")
+            assert [e.name for e in got.entries] == ["big.dcm"]
+            assert await client.retr_prefix("/big.dcm", 100, "/b2") == BIG[:100]
+            assert client.broken is None
+            await client.quit()                  # the last one ahead is reset first
+            assert client.data_connections == 10     # 8 RETR, MLSD tried, LIST
 
     asyncio.run(run())
     retrs = [c for c in script.commands if c.startswith("RETR")]
@@ -231,16 +234,12 @@ def test_late_reset_reply_falls_back_to_abor_and_stays_in_step(fake_address: str
                     reset_delay=RESET_WAIT_MIN * 2)
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                for _ in range(3):
-                    assert await client.retr_prefix("/big.dcm", 4096) == BIG[:4096]
-                assert await client.retr_prefix("/small", 4096) == b"tiny file"
-                assert client.broken is None
-                await client.quit()
+        async with _anonymous(fake_address, script, timeout=3) as client:
+            for _ in range(3):
+                assert await client.retr_prefix("/big.dcm", 4096) == BIG[:4096]
+            assert await client.retr_prefix("/small", 4096) == b"tiny file"
+            assert client.broken is None
+            await client.quit()
 
     asyncio.run(run())
     assert script.commands.count("ABOR") == 3 and script.commands.count("NOOP") == 3
@@ -253,17 +252,13 @@ def test_windows_listing_and_pasv_address_ignored(fake_address: str) -> None:
     script = Script(epsv=False, listing=listing, files={"/IM000001": b"x" * 300})
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                got = await client.listing("/")
-                assert got.method == "LIST"
-                assert [(e.name, e.is_dir, e.size) for e in got.entries] == [
-                    ("Exports", True, None), ("IM000001", False, 300)]
-                # PASV announced 10.9.8.7: the client connected to the control address
-                assert await client.retr_prefix("/IM000001", 100) == b"x" * 100
+        async with _anonymous(fake_address, script, timeout=3) as client:
+            got = await client.listing("/")
+            assert got.method == "LIST"
+            assert [(e.name, e.is_dir, e.size) for e in got.entries] == [
+                ("Exports", True, None), ("IM000001", False, 300)]
+            # PASV announced 10.9.8.7: the client connected to the control address
+            assert await client.retr_prefix("/IM000001", 100) == b"x" * 100
 
     asyncio.run(run())
     assert "MLSD /" in script.commands and "CWD /" in script.commands
@@ -275,14 +270,10 @@ def test_huge_listing_is_truncated_and_session_stays_usable(fake_address: str) -
     script = Script(listing=listing, files={"/small": b"tiny file"})
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=3) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                got = await client.listing("/", max_bytes=200_000, max_entries=1000)
-                assert got.truncated and len(got.entries) == 1000
-                assert await client.retr_prefix("/small", 100) == b"tiny file"
+        async with _anonymous(fake_address, script, timeout=3) as client:
+            got = await client.listing("/", max_bytes=200_000, max_entries=1000)
+            assert got.truncated and len(got.entries) == 1000
+            assert await client.retr_prefix("/small", 100) == b"tiny file"
 
     asyncio.run(run())
 
@@ -291,17 +282,13 @@ def test_stalled_data_connection_times_out_and_breaks_the_session(fake_address: 
     script = Script(files={"/a": b"x" * 1000}, stall_data=True)
 
     async def run() -> None:
-        async with FakeFtp(fake_address, script) as srv:
-            conn = Connector(None, rate=0, per_host=2)
-            async with ftp_session(conn, fake_address, srv.port, timeout=0.5) as client:
-                await client.banner()
-                await client.login("anonymous", "x@y")
-                start = time.monotonic()
-                with pytest.raises(ReadTimeout):
-                    await client.retr_prefix("/a", 100)
-                assert time.monotonic() - start < 2
-                with pytest.raises(ProtocolError, match="unusable"):   # no stale replies
-                    await client.retr_prefix("/a", 100)
+        async with _anonymous(fake_address, script, timeout=0.5) as client:
+            start = time.monotonic()
+            with pytest.raises(ReadTimeout):
+                await client.retr_prefix("/a", 100)
+            assert time.monotonic() - start < 2
+            with pytest.raises(ProtocolError, match="unusable"):   # no stale replies
+                await client.retr_prefix("/a", 100)
 
     asyncio.run(run())
 
