@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+
+
+def arguments(doc: str, default_output: Path) -> argparse.ArgumentParser:
+    """The options every generator takes: --output FILE and --check (add more to it)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=default_output)
+    parser.add_argument("--check", action="store_true",
+                        help="do not write; exit 1 when the output is out of date")
+    return parser
 
 
 def write_or_check(output: Path, text: str, *, check: bool, generator: str) -> int:

@@ -24,13 +24,12 @@ Tags are written upper-case as in the standard; repeating groups keep their ``X`
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from _generated import write_or_check  # tools/ helper (the script's own folder)
+from _generated import arguments, write_or_check  # tools/ helper (the script's own folder)
 from pydicom.datadict import keyword_for_tag
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,11 +135,8 @@ def render(table: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__, DEFAULT_OUTPUT)
     parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the output is out of date")
     args = parser.parse_args(argv)
     text = render(build(args.reference))
     return write_or_check(args.output, text, check=args.check, generator="tools/gen_annex_e.py")

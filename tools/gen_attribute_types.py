@@ -32,13 +32,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from _generated import write_or_check  # tools/ helper (the script's own folder)
+from _generated import arguments, write_or_check  # tools/ helper (the script's own folder)
 from pydicom.datadict import tag_for_keyword
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,10 +118,7 @@ def generate() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when the output file differs from what would be written")
+    parser = arguments(__doc__, DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     text = json.dumps(generate(), indent=0, sort_keys=False, separators=(",", ":")) + "\n"
     return write_or_check(args.output, text, check=args.check,

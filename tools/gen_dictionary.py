@@ -23,13 +23,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import pydicom
-from _generated import write_or_check  # tools/ helper (the script's own folder)
+from _generated import arguments, write_or_check  # tools/ helper (the script's own folder)
 from pydicom.datadict import DicomDictionary, RepeatersDictionary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,10 +62,7 @@ def render(data: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 when the output file differs from what would be written")
+    parser = arguments(__doc__, DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
     text = render(generate())
     json.loads(text)  # the hand-made layout is still JSON
