@@ -28,7 +28,7 @@ _FUZZ = """if True:
     import pydicom
     from dicomguard.dicomfile import BytesSource, read_header, reader
     from dicomguard.phi import inspector
-    assert None not in (reader._SCAN, reader._META, reader._SELECT, inspector._WALK)
+    assert None not in (reader._SCAN, reader._META, inspector._WALK)
     assert "{tree}" in reader.__file__, reader.__file__
     rng = random.Random(11)
     ins = inspector.Inspector(detail=True)
@@ -44,8 +44,6 @@ _FUZZ = """if True:
             header = read_header(BytesSource(bytes(data[:cut])))
             if header.is_dicom:
                 ins.inspect(header)
-                records, _data = header.raw_elements()
-                reader._SELECT(records, ins._quiet, inspector._SCAN_VRS)
             reader._META(bytes(data), 132, rng.randrange(40), reader.Element)
             n += 1
     print("mutations", n)

@@ -28,12 +28,13 @@ from hypothesis import strategies as st
 from test_dicomfile_fastpath import _assert_same
 from test_dicomfile_fuzz import mutated
 
+from dicomguard.accel import pure_python
 from dicomguard.dicomfile import BytesSource, Header, read_header
 from dicomguard.dicomfile import reader as reader_module
 
 FILES = corpus_files()
 _SCAN = reader_module._SCAN
-_PURE = os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true")
+_PURE = pure_python()
 
 
 def _extension_built() -> bool:
@@ -56,7 +57,7 @@ needs_c = pytest.mark.skipif(
     reason="C accelerator not built (or DICOMGUARD_PURE_PYTHON set): nothing to compare")
 
 
-_C_NAMES = ("_SCAN", "_META", "_SELECT")
+_C_NAMES = ("_SCAN", "_META")
 _C_FUNCTIONS = {name: getattr(reader_module, name) for name in _C_NAMES}
 
 
@@ -235,7 +236,7 @@ def test_the_c_loop_does_the_work() -> None:
 def test_pure_python_switch() -> None:
     # DICOMGUARD_PURE_PYTHON=1 makes the reader use its Python loop only
     code = ("from dicomguard.dicomfile import reader; "
-            "print(reader._SCAN is None and reader._META is None and reader._SELECT is None)")
+            "print(reader._SCAN is None and reader._META is None)")
     env = {**os.environ, "DICOMGUARD_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
@@ -272,43 +273,3 @@ def test_meta_same_as_python(parts: list[tuple[int, int, bytes, bytes]], max_ele
     assert got == expected
     if got is not None:
         assert all(type(e) is reader_module.Element for e in got[0])
-
-
-_RECORD = st.tuples(st.just(()), st.sampled_from([0x00100010, 0x00080060, 0x00091010, 0x7FE00010]),
-                    st.sampled_from(["PN", "LO", "CS", "UN", "SQ"]), st.integers(0, 3),
-                    st.integers(0, 3), st.integers(0, 3), st.none())
-
-
-@needs_c
-@settings(max_examples=300, deadline=None)
-@given(st.lists(_RECORD, max_size=20), st.frozensets(st.sampled_from([0x00080060, 0x00091010])),
-       st.frozensets(st.sampled_from(["LO", "PN", "UN"])))
-def test_select_same_as_python(records: list[tuple[object, ...]], quiet: frozenset[int],
-                               keep: frozenset[str]) -> None:
-    select_c = _C_FUNCTIONS["_SELECT"]
-    assert callable(select_c)
-    with _pure_python():
-        expected = reader_module.select_records(records, quiet, keep)  # type: ignore[arg-type]
-    assert select_c(records, quiet, keep) == expected
-    assert select_c(records, set(quiet), set(keep)) == expected
-
-
-@needs_c
-def test_select_on_real_headers() -> None:
-    from dicomguard.phi.inspector import Inspector
-
-    inspector = Inspector()
-    select_c = _C_FUNCTIONS["_SELECT"]
-    assert callable(select_c)
-    for path in FILES[:60]:
-        records, _data = read_header(path).raw_elements()
-        with _pure_python():
-            expected = reader_module.select_records(records, inspector._quiet,
-                                                    inspector_scan_vrs())
-        assert select_c(records, inspector._quiet, inspector_scan_vrs()) == expected
-
-
-def inspector_scan_vrs() -> frozenset[str]:
-    from dicomguard.phi import inspector
-
-    return inspector._SCAN_VRS

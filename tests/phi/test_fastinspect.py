@@ -18,13 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dicomguard.accel import pure_python
 from dicomguard.dicomfile import BytesSource, read_header
 from dicomguard.phi import inspector as inspector_module
 from dicomguard.phi.inspector import Inspector, RiskFlag, walk_records
 
 _C_WALK = inspector_module._WALK
 _CI = os.environ.get("CI", "").lower() == "true"
-_PURE = os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true")
+_PURE = pure_python()
 
 
 def _files() -> list[Path]:

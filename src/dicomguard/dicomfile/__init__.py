@@ -21,7 +21,6 @@ from .reader import (
     RawElement,
     raw_records,
     read_header,
-    select_records,
 )
 from .sources import ByteSource, BytesSource, FileSource, as_source
 from .values import (
@@ -53,6 +52,5 @@ __all__ = [
     "decode_text",
     "raw_records",
     "read_header",
-    "select_records",
     "text_values",
 ]

@@ -14,9 +14,8 @@
  * Every read is bounds-checked against the current buffer (a bytes object from buf.data,
  * fetched again after every buf.need() call).
  *
- * meta() does the same for the file meta group (reader._fast_meta), and select() is the
- * first pass of the PHI inspector over raw records (phi.inspector); each mirrors a Python
- * function that stays the reference (tests compare them).
+ * meta() does the same for the file meta group (reader._fast_meta), which stays the
+ * reference (tests compare the two).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -708,64 +707,9 @@ error:
     return NULL;
 }
 
-PyDoc_STRVAR(select_doc,
-"select(records, quiet, keep_vrs) -> list\n\n"
-"The raw records (path, tag, vr, start, stop, ...) that have a value (start != stop) and\n"
-"whose tag is not in the set quiet unless their VR is in keep_vrs: the PHI inspector's\n"
-"first pass, as [r for r in records if r[3] != r[4] and (r[1] not in quiet or r[2] in\n"
-"keep_vrs)].");
-
-static PyObject *
-select_records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)module;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "select() takes 3 arguments");
-        return NULL;
-    }
-    PyObject *records = args[0], *quiet = args[1], *keep = args[2];
-    if (!PyList_Check(records) || !PyAnySet_Check(quiet) || !PyAnySet_Check(keep)) {
-        PyErr_SetString(PyExc_TypeError, "select(): bad argument types");
-        return NULL;
-    }
-    PyObject *out = PyList_New(0);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
-        PyObject *rec = PyList_GET_ITEM(records, i);
-        if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) < 5) {
-            PyErr_SetString(PyExc_TypeError, "select(): a record is not a raw record tuple");
-            goto error;
-        }
-        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(rec, 3), PyTuple_GET_ITEM(rec, 4),
-                                            Py_EQ);
-        if (same < 0)
-            goto error;
-        if (same)
-            continue;
-        int hidden = PySet_Contains(quiet, PyTuple_GET_ITEM(rec, 1));
-        if (hidden < 0)
-            goto error;
-        if (hidden) {
-            int kept = PySet_Contains(keep, PyTuple_GET_ITEM(rec, 2));
-            if (kept < 0)
-                goto error;
-            if (!kept)
-                continue;
-        }
-        if (PyList_Append(out, rec) < 0)
-            goto error;
-    }
-    return out;
-error:
-    Py_DECREF(out);
-    return NULL;
-}
-
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL, scan_doc},
     {"meta", (PyCFunction)(void (*)(void))meta, METH_FASTCALL, meta_doc},
-    {"select", (PyCFunction)(void (*)(void))select_records, METH_FASTCALL, select_doc},
     {NULL, NULL, 0, NULL},
 };
 

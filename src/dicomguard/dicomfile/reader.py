@@ -28,14 +28,12 @@ the project's generated data dictionary (:mod:`.dictionary`), so pydicom is neve
 from __future__ import annotations
 
 import datetime
-import importlib
-import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from collections.abc import Set as AbstractSet
 from typing import Any, NamedTuple
 
+from dicomguard.accel import accelerator
 from dicomguard.errors import DicomFileError
 
 from .dictionary import REPEATERS, TAGS
@@ -66,7 +64,6 @@ __all__ = [
     "implicit_vr_fallback",
     "raw_records",
     "read_header",
-    "select_records",
 ]
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -798,37 +795,15 @@ _PLAIN_IMPLICIT_VRS = {t: v for t, v in IMPLICIT_VRS.items() if v != "US or SS"}
 _Path = tuple[tuple[int, int], ...]
 
 
-def _load_c(name: str) -> Any:
-    """A function of the optional C accelerator (``_fastscan.c``), or None when it was not
-    built, or when DICOMGUARD_PURE_PYTHON is set (to 1, yes or true)."""
-    if os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true"):
-        return None
-    try:
-        module = importlib.import_module("dicomguard.dicomfile._fastscan")
-    except ImportError:
-        return None
-    return getattr(module, name, None)
-
-
+_C_MODULE = "dicomguard.dicomfile._fastscan"
 #: The C accelerator of _FastParser's loop: it reads top-level elements exactly as
 #: _FastParser does and returns where the Python loop goes on (see the C file); None: pure
 #: Python (tests set it to None).
-_SCAN: Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] | None = _load_c("scan")
-#: The C twin of _fast_meta (or None), and of select_records' Python loop (or None).
-_META: Callable[..., tuple[list[Element], list[RawElement], int] | None] | None = _load_c("meta")
-_SELECT: Callable[[list[RawElement], AbstractSet[int], AbstractSet[str]], list[RawElement]
-                  ] | None = _load_c("select")
-
-
-def select_records(records: list[RawElement], quiet: AbstractSet[int],
-                   keep_vrs: AbstractSet[str]) -> list[RawElement]:
-    """The raw records that have a value and whose tag is not in ``quiet`` unless their VR
-    is in ``keep_vrs`` (the PHI inspector's first pass; in C when the accelerator is built).
-    ``quiet`` and ``keep_vrs`` must be sets or frozensets."""
-    select = _SELECT
-    if select is not None:
-        return select(records, quiet, keep_vrs)
-    return [r for r in records if r[3] != r[4] and (r[1] not in quiet or r[2] in keep_vrs)]
+_SCAN: Callable[..., tuple[int, bool, tuple[int, str, int, int] | None]] | None = (
+    accelerator(_C_MODULE, "scan"))
+#: The C twin of _fast_meta, or None.
+_META: Callable[..., tuple[list[Element], list[RawElement], int] | None] | None = (
+    accelerator(_C_MODULE, "meta"))
 
 
 class _FastParser:

@@ -7,8 +7,8 @@
  * the private keyword lookup) are called for the same tags. Records are the reader's raw
  * records (path, tag, vr, start, stop, length, creator); values are data[start:stop].
  *
- * The one difference in form: walk_records filters the records first (select_records) and
- * then loops; here the filter is applied record by record. The slow public lookup may add a
+ * The one difference in form: walk_records filters the records first (a list comprehension)
+ * and then loops; here the filter is applied record by record. The slow public lookup may add a
  * tag to the quiet set during the pass; a later record of that tag is then skipped here and
  * passed over by the loop there (its entry has no identifying info and its VR is not a
  * scanned one, or it would not be skipped), so the results are the same.

@@ -50,7 +50,6 @@ it has at least 3 bytes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag, StrEnum
@@ -58,7 +57,8 @@ from functools import cache
 from hashlib import blake2b
 from typing import Any
 
-from dicomguard.dicomfile import Header, RawElement, decode_text, select_records, text_values
+from dicomguard.accel import accelerator
+from dicomguard.dicomfile import Header, RawElement, decode_text, text_values
 from dicomguard.dicomfile.dictionary import TAGS, keyword_for_tag
 from dicomguard.models import Severity
 
@@ -464,7 +464,8 @@ def walk_records(ctx: WalkContext, records: list[RawElement], data: bytes,
     flags = 0
     private_present = False
     # skipped: no value (a sequence, or empty), or nothing to look at
-    for rec in select_records(records, quiet, scan_vrs):
+    selected = [r for r in records if r[3] != r[4] and (r[1] not in quiet or r[2] in scan_vrs)]
+    for rec in selected:
         _path, tag, vr, start, stop, _length, creator = rec
         group = tag >> 16
         if group & 1:
@@ -518,23 +519,10 @@ def walk_records(ctx: WalkContext, records: list[RawElement], data: bytes,
     return flags, private_present
 
 
-def _load_walk() -> Callable[[WalkContext, list[RawElement], bytes, WalkOutput],
-                             tuple[int, bool]] | None:
-    """The C twin of walk_records (``_fastinspect.c``), or None when it was not built or
-    DICOMGUARD_PURE_PYTHON is set."""
-    if os.environ.get("DICOMGUARD_PURE_PYTHON", "").strip().lower() in ("1", "yes", "true"):
-        return None
-    try:
-        from dicomguard.phi import _fastinspect  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    walk: Callable[[WalkContext, list[RawElement], bytes, WalkOutput], tuple[int, bool]] = (
-        _fastinspect.walk)
-    return walk
-
-
-#: The C accelerator of walk_records, or None (pure Python; tests switch it).
-_WALK = _load_walk()
+#: The C accelerator of walk_records (``_fastinspect.c``), or None (pure Python; tests
+#: switch it).
+_WALK: Callable[[WalkContext, list[RawElement], bytes, WalkOutput], tuple[int, bool]] | None = (
+    accelerator("dicomguard.phi._fastinspect", "walk"))
 
 
 class Inspector:
