@@ -140,16 +140,7 @@ class HashSet:
 
     def _fresh(self, big: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
         """The pending hashes (each once) that are not in the array yet."""
-        import numpy as np
-
-        values = self._pending()
-        if not len(values):
-            return values
-        at = np.searchsorted(big, values)
-        found = np.zeros(len(values), dtype=bool)
-        inside = at < len(big)
-        found[inside] = big[at[inside]] == values[inside]
-        return values[~found]
+        return _absent(big, self._pending())
 
     def _fold(self, values: npt.NDArray[np.uint64]) -> None:
         """Merge sorted, duplicate-free ``values`` into the array."""
@@ -159,11 +150,7 @@ class HashSet:
         if big is None:
             self._big = values.copy()
             return
-        at = np.searchsorted(big, values)
-        inside = at < len(big)
-        found = np.zeros(len(values), dtype=bool)
-        found[inside] = big[at[inside]] == values[inside]
-        new = values[~found]
+        new = _absent(big, values)
         if len(new):
             # two sorted runs: the stable sort (a merge sort) joins them in linear time
             merged = np.concatenate((big, new))
@@ -176,3 +163,17 @@ class HashSet:
         values = self._pending()
         self._buf = array("Q")
         self._fold(values)
+
+
+def _absent(big: npt.NDArray[np.uint64],
+            values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """The ``values`` not in the sorted array ``big`` (binary search for each)."""
+    import numpy as np
+
+    if not len(values):
+        return values
+    at = np.searchsorted(big, values)
+    found = np.zeros(len(values), dtype=bool)
+    inside = at < len(big)
+    found[inside] = big[at[inside]] == values[inside]
+    return values[~found]
