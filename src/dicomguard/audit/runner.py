@@ -210,11 +210,16 @@ Progress = Callable[[AuditSummary], None]
 _worker_ctx: AuditContext | None = None
 
 
-def _init_worker(salt: bytes, show_phi: bool, ocr: bool, annex_options: tuple[str, ...]) -> None:
+def _run_context(opts: AuditOptions, salt: bytes) -> AuditContext:
+    """The per-process context of a run (every process of it hashes with the same salt)."""
+    return AuditContext(salt=salt, show_phi=opts.show_phi, ocr=opts.ocr,
+                        annex_options=opts.annex_options)
+
+
+def _init_worker(opts: AuditOptions, salt: bytes) -> None:
     global _worker_ctx
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_ctx = AuditContext(salt=salt, show_phi=show_phi, ocr=ocr,
-                               annex_options=annex_options)
+    _worker_ctx = _run_context(opts, salt)
 
 
 def _work(chunk: list[tuple[str, str]]) -> AuditSummary:
@@ -287,8 +292,7 @@ def _limit(walk: Iterator[tuple[str, str]], max_files: int | None,
 
 def _run_serial(items: Iterator[tuple[str, str]], opts: AuditOptions, salt: bytes,
                 summary: AuditSummary, progress: Progress | None) -> None:
-    ctx = AuditContext(salt=salt, show_phi=opts.show_phi, ocr=opts.ocr,
-                       annex_options=opts.annex_options)
+    ctx = _run_context(opts, salt)
     last = time.monotonic()
     for path, folder in items:
         summary.add(audit_file(path, ctx), folder)
@@ -319,9 +323,8 @@ def _run_parallel(items: Iterator[tuple[str, str]], opts: AuditOptions, salt: by
     the walking and merging run beside the auditing instead of on a CPU of their own."""
     executor = ProcessPoolExecutor(
         max_workers=opts.jobs - 1, mp_context=_mp_context(), initializer=_init_worker,
-        initargs=(salt, opts.show_phi, opts.ocr, tuple(opts.annex_options)))
-    ctx = AuditContext(salt=salt, show_phi=opts.show_phi, ocr=opts.ocr,
-                       annex_options=opts.annex_options)
+        initargs=(opts, salt))
+    ctx = _run_context(opts, salt)
     pending: set[Future[AuditSummary]] = set()
     max_pending = 2 * (opts.jobs - 1)
     # with OCR a file takes up to seconds: small chunks keep the work balanced and the
